@@ -1,0 +1,25 @@
+# make run   create .venv, install, serve the demo shop with its dashboard at http://127.0.0.1:8080
+# make test  the whole suite (starts and stops its own throwaway PostgreSQL)
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test bench clean
+
+$(INSTALLED): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(INSTALLED)
+
+run: $(INSTALLED)
+	$(BIN)/stagesync --config connector/examples/demo.toml demo
+
+test: $(INSTALLED)
+	$(BIN)/pytest
+
+bench: $(INSTALLED)
+	$(BIN)/python bench/recompute.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

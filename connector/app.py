@@ -1,0 +1,152 @@
+"""The Flask application (SPEC section 4): webhooks in, health, the admin API.
+
+`create_app(settings)` builds everything; nothing happens at import time. Errors raised by the
+core are mapped to HTTP answers here only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Callable
+
+from flask import Blueprint, Flask, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from connector.config import Settings
+from connector.errors import PayloadError, SignatureError, StorageUnavailableError, UnknownShopError, mask
+from connector.store import Store
+
+MAX_BODY_BYTES = 1024 * 1024  # SPEC section 4: 413 beyond 1 MiB
+WEBHOOK_BUSY_TIMEOUT_MS = 800  # SPEC section 4: answer within 1 s; a locked SQLite answers 503 instead
+
+log = logging.getLogger("stagesync.http")
+webhooks = Blueprint("webhooks", __name__)
+health = Blueprint("health", __name__)
+admin = Blueprint("admin", __name__)
+
+
+def create_app(settings: Settings, store: Store | None = None, clock: Callable[[], datetime] | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["stagesync"] = {
+        "settings": settings,
+        "store": store,
+        "clock": clock or (lambda: datetime.now(timezone.utc)),
+    }
+    app.register_blueprint(webhooks)
+    app.register_blueprint(health)
+    app.register_blueprint(admin)
+    app.before_request(_start_request)
+    app.errorhandler(StorageUnavailableError)(lambda exc: (jsonify(error="storage unavailable"), 503))
+    app.errorhandler(RequestEntityTooLarge)(lambda exc: (jsonify(error="body over 1 MiB"), 413))
+    app.errorhandler(HTTPException)(lambda exc: (jsonify(error=exc.description), exc.code))
+    return app
+
+
+def _state() -> dict:
+    return current_app.extensions["stagesync"]
+
+
+def get_store() -> Store:
+    """The app's store, opened on first use in each worker process (never at import or fork time)."""
+    state = _state()
+    if state["store"] is None:
+        state["store"] = Store.open(state["settings"].database_url, migrate=False,
+                                    busy_timeout_ms=WEBHOOK_BUSY_TIMEOUT_MS)
+    return state["store"]
+
+
+def _start_request() -> None:
+    g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    g.started = time.perf_counter()
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+@webhooks.post("/webhooks/<shop_id>")
+def receive_webhook(shop_id: str):
+    from connector.ingest import receive
+
+    settings: Settings = _state()["settings"]
+    shop = settings.shops.get(shop_id)
+    if shop is None:
+        return jsonify(error=f"unknown shop {shop_id!r}"), 404
+    body = request.get_data(cache=False)  # the raw bytes, exactly as signed; 413 past the limit
+    try:
+        receipt = receive(get_store(), shop, request.headers, body, _state()["clock"]())
+    except SignatureError as exc:
+        _log_answer(shop, 401, reason=str(exc))
+        return jsonify(error="invalid or missing signature"), 401
+    except PayloadError as exc:
+        _log_answer(shop, 400, reason=str(exc))
+        return jsonify(error=str(exc)), 400
+    except StorageUnavailableError:
+        _log_answer(shop, 503, reason="storage unavailable")
+        return jsonify(error="storage unavailable, retry later"), 503
+    _log_answer(shop, 200, topic=receipt.topic, status=receipt.status, reason=receipt.reason)
+    return jsonify(status=receipt.status), 200
+
+
+def _log_answer(shop, code: int, **fields) -> None:
+    elapsed_ms = (time.perf_counter() - g.started) * 1000
+    details = " ".join(f"{k}={v}" for k, v in fields.items() if v)
+    log.info("webhook shop=%s platform=%s answer=%s %s ms=%.1f request_id=%s", shop.id, shop.platform, code,
+             details, elapsed_ms, g.request_id)
+
+
+# --- health ------------------------------------------------------------------------------------
+
+@health.get("/healthz")
+def healthz():
+    ok = get_store().ping()
+    return jsonify(database="ok" if ok else "unavailable"), 200 if ok else 503
+
+
+# --- admin API (bearer token) ------------------------------------------------------------------
+
+def _authorised() -> bool:
+    token = _state()["settings"].admin_token
+    given = request.headers.get("Authorization", "")
+    return bool(token) and given.startswith("Bearer ") and hmac.compare_digest(
+        given[len("Bearer "):].encode(), token.encode())
+
+
+@admin.before_request
+def _require_admin_token():
+    if not _authorised():
+        return jsonify(error="admin token required (Authorization: Bearer <admin_token>)"), 401, {
+            "WWW-Authenticate": 'Bearer realm="stagesync"'}
+    return None
+
+
+def _admin_shop(shop_id: str):
+    try:
+        return _state()["settings"].shop(shop_id)
+    except UnknownShopError as exc:
+        from flask import abort
+
+        abort(404, description=str(exc))
+
+
+@admin.get("/shops/<shop_id>/stages")
+def shop_stages(shop_id: str):
+    from connector.evaluation import snapshot
+    from connector.reports import stage_counts
+
+    shop = _admin_shop(shop_id)
+    return jsonify(stage_counts(snapshot(get_store(), shop, _state()["clock"]())))
+
+
+@admin.get("/shops/<shop_id>/customers/<path:identity>")
+def shop_customer(shop_id: str, identity: str):
+    from connector.customer_view import customer_view
+
+    shop = _admin_shop(shop_id)
+    view = customer_view(get_store(), shop, identity, _state()["clock"]())
+    if view is None:
+        return jsonify(error=f"no customer {mask(identity)!r} in shop {shop.id}"), 404
+    return jsonify(view)

@@ -1,0 +1,219 @@
+"""The `stagesync` command (SPEC section 5).
+
+Parsing and dispatch only: each command is a small function over the store and the pipeline.
+Errors are mapped to exit codes here and nowhere else: 0 success, 1 user error (one line on
+stderr, no traceback), 2 usage error (argparse).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from datetime import datetime, timezone
+from typing import Callable, Sequence
+
+from connector import config as config_module
+from connector.errors import ConfigError, StagesyncError, UserError, mask
+from connector.orders import normalise_email, normalise_phone
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str):
+    def register(fn: Callable[[argparse.Namespace], int]):
+        COMMANDS[name] = fn
+        return fn
+    return register
+
+
+def parse_at(raw: str | None) -> datetime:
+    """--at: an ISO 8601 date (midnight UTC) or date-time (UTC when no offset); default now."""
+    if raw is None:
+        return datetime.now(timezone.utc)
+    from connector.csv_import import parse_instant
+
+    try:
+        return parse_instant(raw)
+    except ValueError as exc:
+        raise UserError(f"--at {exc}") from None
+
+
+def load_settings(args: argparse.Namespace) -> config_module.Settings:
+    return config_module.load(args.config)
+
+
+def open_store(settings: config_module.Settings):
+    from connector.store import Store
+
+    return Store.open(settings.database_url)
+
+
+def _shop(args):
+    settings = load_settings(args)
+    return settings, settings.shop(args.shop)
+
+
+# --- commands ----------------------------------------------------------------------------------
+
+@command("check-config")
+def check_config(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    problems: list[str] = []
+    try:
+        from adapters.destinations import validate
+    except ImportError:  # destinations not installed in this build
+        validate = None
+    if validate is not None:
+        for shop in settings.shops.values():
+            for destination in shop.destinations:
+                problems += [f"shops[{shop.id}].destinations[{destination.name}]: {p}" for p in validate(destination)]
+    if problems:
+        raise ConfigError(problems)
+    print(f"{settings.source}: OK, {len(settings.shops)} shop(s): {', '.join(sorted(settings.shops)) or '-'}")
+    return 0
+
+
+@command("import")
+def import_command(args: argparse.Namespace) -> int:
+    from connector.csv_import import import_csv
+    from connector.evaluation import recompute
+    from connector.progress import Progress
+
+    settings, shop = _shop(args)
+    store = open_store(settings)
+    progress = Progress(f"importing {args.file}")
+    result = import_csv(store, shop, args.file, skip_invalid=args.skip_invalid, progress=progress)
+    progress.close()
+    for rejected in result.rejected:
+        print(f"{args.file}: line {rejected.line}: rejected: {rejected.reason}", file=sys.stderr)
+    print(f"imported {result.imported:,} order(s), {result.unchanged:,} already stored, "
+          f"{len(result.rejected):,} rejected")
+    _recompute_and_report(store, shop, datetime.now(timezone.utc))
+    return 0
+
+
+def _recompute_and_report(store, shop, now: datetime) -> None:
+    from connector.evaluation import recompute
+    from connector.progress import Progress
+
+    progress = Progress(f"recomputing {shop.id}", unit="customers")
+    result = recompute(store, shop, now, progress=progress)
+    progress.close()
+    print(f"recomputed {result.customers:,} customer(s) of {shop.id}: {result.written:,} changed, "
+          f"{result.stage_changes:,} stage change(s), {result.queued:,} sync(s) queued")
+
+
+@command("recompute")
+def recompute_command(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    now = parse_at(args.at)
+    shops = [settings.shop(args.shop)] if args.shop else list(settings.shops.values())
+    store = open_store(settings)
+    for shop in shops:
+        _recompute_and_report(store, shop, now)
+    return 0
+
+
+@command("stages")
+def stages_command(args: argparse.Namespace) -> int:
+    from connector.evaluation import snapshot
+    from connector.reports import stage_counts, stage_table
+
+    settings, shop = _shop(args)
+    counts = stage_counts(snapshot(open_store(settings), shop, parse_at(args.at)))
+    print(json.dumps(counts) if args.json else stage_table(counts))
+    return 0
+
+
+@command("explain")
+def explain_command(args: argparse.Namespace) -> int:
+    from connector.evaluation import snapshot
+    from connector.reports import explain
+
+    settings, shop = _shop(args)
+    key = normalise_email(args.email) or normalise_phone(args.email, shop.country)
+    snap = snapshot(open_store(settings), shop, parse_at(args.at))
+    if key is None or key not in snap.evaluations:
+        raise UserError(f"no customer {mask(args.email)!r} in shop {shop.id}")
+    print(explain(snap, key))
+    return 0
+
+
+@command("export")
+def export_command(args: argparse.Namespace) -> int:
+    from connector.evaluation import snapshot
+    from connector.reports import EXPORT_COLUMNS, export_rows
+
+    settings, shop = _shop(args)
+    snap = snapshot(open_store(settings), shop, parse_at(args.at))
+    rows = export_rows(snap)
+    if args.format == "json":
+        json.dump(list(rows), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        writer = csv.DictWriter(sys.stdout, fieldnames=EXPORT_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return 0
+
+
+# --- parsing -----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="stagesync", description="Customer lifecycle stages from shop orders.")
+    parser.add_argument("--config", metavar="PATH", help="configuration file (default $STAGESYNC_CONFIG, "
+                                                         "else ./stagesync.toml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text)
+
+    def at(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--at", metavar="ISO", help="evaluate at this instant (ISO 8601 date or date-time, UTC "
+                                                   "when no offset; default now)")
+
+    add("check-config", "validate the configuration; exit 1 with every problem listed")
+    p = add("import", "load historical orders from a CSV file, then recompute")
+    p.add_argument("--shop", required=True, metavar="ID")
+    p.add_argument("file", metavar="FILE.csv")
+    p.add_argument("--skip-invalid", action="store_true", help="import the valid rows, list every rejected line")
+    p = add("recompute", "re-evaluate stages, store and queue what changed")
+    p.add_argument("--shop", metavar="ID", help="one shop (default: every shop)")
+    at(p)
+    p = add("stages", "stage distribution of a shop")
+    p.add_argument("--shop", required=True, metavar="ID")
+    at(p)
+    p.add_argument("--json", action="store_true", help='{"shop", "at", "rfm": {...}, "phases": {...}}')
+    p = add("explain", "a customer's stages and the numbers behind them")
+    p.add_argument("--shop", required=True, metavar="ID")
+    p.add_argument("email", metavar="EMAIL")
+    at(p)
+    p = add("export", "one row per customer with stages and figures")
+    p.add_argument("--shop", required=True, metavar="ID")
+    at(p)
+    p.add_argument("--format", choices=("csv", "json"), default="csv")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"stagesync: {exc}", file=sys.stderr)
+        return 1
+    except StagesyncError as exc:
+        print(f"stagesync: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("stagesync: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""`stagesync.toml` -> typed settings (SPEC section 3).
+
+`${NAME}` in any string is replaced by environment variable NAME. Every problem found is
+collected and raised together as one `ConfigError`; no message ever holds a secret's value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, Mapping
+
+from connector.errors import ConfigError
+from connector.stages import MODELS, RFM_STAGES, PHASES, PhaseSettings, RfmSettings
+
+PLATFORMS = ("shopify", "woocommerce", "wizishop", "bigcommerce", "standard")
+DESTINATION_TYPES = ("omnisend", "klaviyo", "mailchimp", "brevo", "webhook", "log")
+FIELDS = ("rfm", "phases", "orders_365d", "orders_total", "aov_365d", "total_spent",
+          "first_order_date", "last_order_date", "rfm_since")
+DEFAULT_PROPERTIES = {"lifecycle_stage": "rfm"}
+DEFAULT_DATABASE_URL = "sqlite:///stagesync.db"
+SHOP_ID = re.compile(r"[a-z0-9_-]{1,64}")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+# Keys whose values are secrets: present in settings, never in a message or a repr.
+SECRET_KEYS = frozenset({"webhook_secret", "admin_token", "api_key", "access_token", "consumer_key",
+                         "consumer_secret", "password", "secret", "token", "private_key"})
+
+
+@dataclass(frozen=True)
+class DestinationSettings:
+    type: str
+    name: str  # unique within the shop; defaults to the type
+    properties: Mapping[str, str]  # property name in the tool -> field of SPEC 2.3
+    events: bool
+    base_url: str | None
+    rate_per_minute: int | None
+    options: Mapping[str, Any] = field(repr=False)  # api_key, list_id, url, secret ...
+
+
+@dataclass(frozen=True)
+class ShopSettings:
+    id: str
+    platform: str
+    webhook_secret: str = field(repr=False)
+    currency: str | None = None
+    country: str | None = None  # default region for phone numbers without a country code
+    rfm: RfmSettings = RfmSettings()
+    phases: PhaseSettings = PhaseSettings()
+    api: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    destinations: tuple[DestinationSettings, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def label(self, stage: str) -> str:
+        return self.labels.get(stage, stage)
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(repr=False)
+    admin_token: str | None = field(default=None, repr=False)
+    shops: Mapping[str, ShopSettings] = field(default_factory=dict)
+    source: str | None = None  # the file read, for messages
+
+    def shop(self, shop_id: str) -> ShopSettings:
+        from connector.errors import UnknownShopError
+
+        try:
+            return self.shops[shop_id]
+        except KeyError:
+            raise UnknownShopError(shop_id, sorted(self.shops)) from None
+
+
+# Label presets (`labels = "en"` or `labels = "fr"`); a table overrides single stages.
+LABEL_PRESETS: dict[str, dict[str, str]] = {
+    "en": {
+        "prospect": "Prospects", "champion": "Champions", "loyalist": "Loyalists", "recent": "Recent customers",
+        "high_potential": "High potential", "needs_nurturing": "Needs nurturing", "cant_lose": "Can't lose",
+        "at_risk": "At risk", "about_to_lose": "About to lose", "lost": "Lost",
+        "conquest": "Conquest", "conversion": "Conversion", "development": "Development",
+        "loyalty": "Loyalty", "disengagement": "Disengagement",
+    },
+    "fr": {
+        "prospect": "Prospects", "champion": "Champions", "loyalist": "Fidèles", "recent": "Clients récents",
+        "high_potential": "Fort potentiel", "needs_nurturing": "À entretenir", "cant_lose": "À ne pas perdre",
+        "at_risk": "À risque", "about_to_lose": "Sur le point de partir", "lost": "Perdus",
+        "conquest": "Conquête", "conversion": "Transformation", "development": "Développement",
+        "loyalty": "Fidélisation", "disengagement": "Désintérêt",
+    },
+}
+
+
+def config_path(explicit: str | os.PathLike | None = None) -> Path:
+    """--config PATH, else $STAGESYNC_CONFIG, else ./stagesync.toml."""
+    return Path(explicit or os.environ.get("STAGESYNC_CONFIG") or "stagesync.toml")
+
+
+def load(path: str | os.PathLike | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the configuration file; raise ConfigError with every problem."""
+    file = config_path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{file}: no such configuration file (use --config PATH or $STAGESYNC_CONFIG)"]) from None
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot be read ({exc.strerror})"]) from None
+    return parse(text, env=os.environ if env is None else env, source=str(file))
+
+
+def parse(text: str, env: Mapping[str, str], source: str = "stagesync.toml") -> Settings:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{source}: not valid TOML: {exc}"]) from None
+    reader = _Reader(env)
+    settings = reader.settings(raw, source)
+    if reader.problems:
+        raise ConfigError(reader.problems)
+    return settings
+
+
+class _Reader:
+    """Walks the TOML tree once, collecting problems instead of stopping at the first."""
+
+    def __init__(self, env: Mapping[str, str]):
+        self.env = env
+        self.problems: list[str] = []
+        self.unset: set[str] = set()  # keys whose ${NAME} was missing (reported once, not again as empty)
+
+    def problem(self, where: str, message: str) -> None:
+        self.problems.append(f"{where}: {message}")
+
+    def interpolate(self, value: Any, where: str) -> Any:
+        if isinstance(value, str):
+            def substitute(match: re.Match) -> str:
+                name = match.group(1)
+                if name not in self.env:
+                    self.problem(where, f"environment variable {name} is not set")
+                    self.unset.add(where)
+                    return ""
+                return self.env[name]
+            return _ENV_REF.sub(substitute, value)
+        if isinstance(value, dict):
+            return {k: self.interpolate(v, f"{where}.{k}") for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.interpolate(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    def settings(self, raw: dict, source: str) -> Settings:
+        raw = {k: v if k == "shops" else self.interpolate(v, k) for k, v in raw.items()}
+        database_url = self.env.get("STAGESYNC_DATABASE_URL") or raw.get("database_url") or DEFAULT_DATABASE_URL
+        if not isinstance(database_url, str) or not database_url.startswith(("sqlite", "postgresql")):
+            self.problem("database_url", "must be a sqlite:/// or postgresql+psycopg:// URL")
+        admin_token = raw.get("admin_token") or None
+        if admin_token is not None and (not isinstance(admin_token, str) or len(admin_token) < 8):
+            self.problem("admin_token", "must be a string of at least 8 characters")
+        known = {"database_url", "admin_token", "shops"}
+        for key in sorted(set(raw) - known):
+            self.problem(key.lstrip("."), "unknown key")
+        shops: dict[str, ShopSettings] = {}
+        raw_shops = raw.get("shops", [])
+        if not isinstance(raw_shops, list):
+            self.problem("shops", "must be an array of tables ([[shops]])")
+            raw_shops = []
+        for index, raw_shop in enumerate(raw_shops):
+            shop = self.shop(raw_shop, f"shops[{index}]")
+            if shop is None:
+                continue
+            if shop.id in shops:
+                self.problem(f"shops[{index}].id", f"duplicate shop id {shop.id!r}")
+            shops[shop.id] = shop
+        return Settings(database_url=str(database_url), admin_token=admin_token, shops=shops, source=source)
+
+    def shop(self, raw: Any, where: str) -> ShopSettings | None:
+        if not isinstance(raw, dict):
+            self.problem(where, "must be a table")
+            return None
+        shop_id = raw.get("id")
+        if not isinstance(shop_id, str) or not SHOP_ID.fullmatch(shop_id):
+            self.problem(f"{where}.id", "must match [a-z0-9_-]{1,64}")
+            shop_id = str(shop_id)
+        else:
+            where = f"shops[{shop_id}]"
+        raw = {k: self.interpolate(v, f"{where}.{k}") for k, v in raw.items()}
+        platform = raw.get("platform")
+        if platform not in PLATFORMS:
+            self.problem(f"{where}.platform", f"must be one of {', '.join(PLATFORMS)} (got {platform!r})")
+        secret = raw.get("webhook_secret")
+        if (not isinstance(secret, str) or not secret) and f"{where}.webhook_secret" not in self.unset:
+            self.problem(f"{where}.webhook_secret", "is required (a non-empty string)")
+            secret = ""
+        known = {"id", "platform", "webhook_secret", "currency", "country", "rfm", "phases", "api",
+                 "destinations", "labels"}
+        for key in sorted(set(raw) - known):
+            self.problem(f"{where}.{key}", "unknown key")
+        currency = raw.get("currency")
+        if currency is not None and not (isinstance(currency, str) and re.fullmatch(r"[A-Za-z]{3}", currency)):
+            self.problem(f"{where}.currency", "must be an ISO 4217 code such as EUR")
+        country = raw.get("country")
+        if country is not None and not (isinstance(country, str) and re.fullmatch(r"[A-Za-z]{2}", country)):
+            self.problem(f"{where}.country", "must be an ISO 3166 alpha-2 code such as FR")
+        api = raw.get("api", {})
+        if not isinstance(api, dict):
+            self.problem(f"{where}.api", "must be a table")
+            api = {}
+        destinations = self.destinations(raw.get("destinations", []), where)
+        return ShopSettings(
+            id=shop_id,
+            platform=str(platform),
+            webhook_secret=secret,
+            currency=currency.upper() if isinstance(currency, str) else None,
+            country=country.upper() if isinstance(country, str) else None,
+            rfm=self.rfm(raw.get("rfm", {}), f"{where}.rfm"),
+            phases=self.phases(raw.get("phases", {}), f"{where}.phases"),
+            api=api,
+            destinations=destinations,
+            labels=self.labels(raw.get("labels", {}), f"{where}.labels"),
+        )
+
+    def _int(self, raw: dict, key: str, default: int, where: str, low: int, high: int) -> int:
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            self.problem(f"{where}.{key}", f"must be a whole number from {low} to {high} (got {value!r})")
+            return default
+        return value
+
+    def _table(self, raw: Any, where: str, known: set[str]) -> dict:
+        if not isinstance(raw, dict):
+            self.problem(where, "must be a table")
+            return {}
+        for key in sorted(set(raw) - known):
+            self.problem(f"{where}.{key}", "unknown key")
+        return raw
+
+    def rfm(self, raw: Any, where: str) -> RfmSettings:
+        raw = self._table(raw, where, {"recent_days", "nurture_days", "risk_days", "adaptive", "value_ratio"})
+        d = RfmSettings()
+        recent = self._int(raw, "recent_days", d.recent_days, where, 1, 3650)
+        nurture = self._int(raw, "nurture_days", d.nurture_days, where, 1, 3650)
+        risk = self._int(raw, "risk_days", d.risk_days, where, 1, 3650)
+        if not recent < nurture < risk:
+            self.problem(where, f"recent_days < nurture_days < risk_days is required (got {recent}, {nurture}, {risk})")
+        adaptive = raw.get("adaptive", d.adaptive)
+        if not isinstance(adaptive, bool):
+            self.problem(f"{where}.adaptive", "must be true or false")
+            adaptive = d.adaptive
+        ratio_raw = raw.get("value_ratio", 1.0)
+        try:
+            if isinstance(ratio_raw, bool):
+                raise InvalidOperation
+            ratio = Decimal(str(ratio_raw))
+            if not ratio.is_finite() or ratio <= 0:
+                raise InvalidOperation
+        except (InvalidOperation, ValueError):
+            self.problem(f"{where}.value_ratio", f"must be a positive number (got {ratio_raw!r})")
+            ratio = d.value_ratio
+        return RfmSettings(recent, nurture, risk, adaptive, ratio)
+
+    def phases(self, raw: Any, where: str) -> PhaseSettings:
+        raw = self._table(raw, where, {"loyal_orders", "churn_days"})
+        d = PhaseSettings()
+        return PhaseSettings(
+            loyal_orders=self._int(raw, "loyal_orders", d.loyal_orders, where, 1, 1000),
+            churn_days=self._int(raw, "churn_days", d.churn_days, where, 1, 365),
+        )
+
+    def labels(self, raw: Any, where: str) -> dict[str, str]:
+        if isinstance(raw, str):
+            if raw not in LABEL_PRESETS:
+                self.problem(where, f"unknown preset {raw!r} (presets: {', '.join(LABEL_PRESETS)})")
+                return {}
+            return dict(LABEL_PRESETS[raw])
+        if not isinstance(raw, dict):
+            self.problem(where, "must be a preset name or a table of stage = label")
+            return {}
+        labels = dict(LABEL_PRESETS[raw["preset"]]) if raw.get("preset") in LABEL_PRESETS else {}
+        if "preset" in raw and raw["preset"] not in LABEL_PRESETS:
+            self.problem(f"{where}.preset", f"unknown preset {raw['preset']!r} (presets: {', '.join(LABEL_PRESETS)})")
+        stages = set(RFM_STAGES) | set(PHASES)
+        for key, value in raw.items():
+            if key == "preset":
+                continue
+            if key not in stages:
+                self.problem(f"{where}.{key}", f"unknown stage (stages: {', '.join(RFM_STAGES + PHASES)})")
+            elif not isinstance(value, str) or not value:
+                self.problem(f"{where}.{key}", "must be a non-empty string")
+            else:
+                labels[key] = value
+        return labels
+
+    def destinations(self, raw: Any, where: str) -> tuple[DestinationSettings, ...]:
+        if not isinstance(raw, list):
+            self.problem(f"{where}.destinations", "must be an array of tables ([[shops.destinations]])")
+            return ()
+        result: list[DestinationSettings] = []
+        names: set[str] = set()
+        for index, item in enumerate(raw):
+            spot = f"{where}.destinations[{index}]"
+            if not isinstance(item, dict):
+                self.problem(spot, "must be a table")
+                continue
+            kind = item.get("type")
+            if kind not in DESTINATION_TYPES:
+                self.problem(f"{spot}.type", f"must be one of {', '.join(DESTINATION_TYPES)} (got {kind!r})")
+                continue
+            name = item.get("name", kind)
+            if not isinstance(name, str) or not SHOP_ID.fullmatch(name):
+                self.problem(f"{spot}.name", "must match [a-z0-9_-]{1,64}")
+            elif name in names:
+                self.problem(f"{spot}.name", f"duplicate destination name {name!r}; set a distinct `name`")
+            names.add(str(name))
+            properties = item.get("properties", DEFAULT_PROPERTIES)
+            if not isinstance(properties, dict) or not properties:
+                self.problem(f"{spot}.properties", "must be a non-empty table of property = field")
+                properties = dict(DEFAULT_PROPERTIES)
+            for prop, source_field in properties.items():
+                if source_field not in FIELDS:
+                    self.problem(f"{spot}.properties.{prop}", f"unknown field {source_field!r} (fields: {', '.join(FIELDS)})")
+            events = item.get("events", False)
+            if not isinstance(events, bool):
+                self.problem(f"{spot}.events", "must be true or false")
+                events = False
+            base_url = item.get("base_url")
+            if base_url is not None and not (isinstance(base_url, str) and base_url.startswith(("http://", "https://"))):
+                self.problem(f"{spot}.base_url", "must be an http:// or https:// URL")
+            rate = item.get("rate_per_minute")
+            if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 1):
+                self.problem(f"{spot}.rate_per_minute", "must be a positive whole number")
+                rate = None
+            options = {k: v for k, v in item.items()
+                       if k not in {"type", "name", "properties", "events", "base_url", "rate_per_minute"}}
+            result.append(DestinationSettings(
+                type=kind, name=str(name), properties=dict(properties), events=events,
+                base_url=base_url, rate_per_minute=rate, options=options,
+            ))
+        return tuple(result)
+

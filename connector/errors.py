@@ -1,0 +1,76 @@
+"""One error hierarchy for stagesync. Mapped to HTTP status or exit codes at the edges only
+(`connector.app`, `connector.cli`). Messages never hold a whole secret or email (`mask`)."""
+
+from __future__ import annotations
+
+
+class StagesyncError(Exception):
+    """Base of every error stagesync raises on purpose."""
+
+
+class ConfigError(StagesyncError):
+    """The configuration is invalid; `problems` lists every problem found, not just the first."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+
+class UserError(StagesyncError):
+    """A mistake on the command line or in an input file: one clear line, exit 1."""
+
+
+class UnknownShopError(UserError):
+    def __init__(self, shop_id: str, known: list[str] | tuple[str, ...] = ()):
+        self.shop_id = shop_id
+        listed = ", ".join(known) if known else "none configured"
+        super().__init__(f"unknown shop {shop_id!r} (configured: {listed})")
+
+
+class SignatureError(StagesyncError):
+    """A webhook's signature is missing or does not match its raw body (HTTP 401)."""
+
+
+class PayloadError(StagesyncError):
+    """A correctly signed webhook whose body cannot be understood (HTTP 400)."""
+
+
+class StorageUnavailableError(StagesyncError):
+    """The database does not answer (HTTP 503, so that the platform retries)."""
+
+
+class DestinationError(StagesyncError):
+    """A destination (email tool) refused or failed a request."""
+
+    def __init__(self, message: str, *, status: int | None = None, destination: str = ""):
+        self.status = status
+        self.destination = destination
+        super().__init__(message)
+
+
+class RetriableDestinationError(DestinationError):
+    """429, 5xx, timeout, connection error: try again later, after `retry_after` seconds if known."""
+
+    def __init__(self, message: str, *, status: int | None = None, destination: str = "",
+                 retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(message, status=status, destination=destination)
+
+
+class FatalDestinationError(DestinationError):
+    """Any other refusal: retrying will not help; the item becomes a dead letter."""
+
+
+class PlatformApiError(StagesyncError):
+    """A shop platform's API (backfill, polling) failed for good, e.g. bad credentials."""
+
+
+def mask(value: str | None, keep: int = 2) -> str:
+    """A secret or an email, recognisable but never whole: `ab***@ex***.com`, `sk***`."""
+    if not value:
+        return ""
+    if "@" in value:
+        local, _, domain = value.partition("@")
+        host, dot, tld = domain.rpartition(".")
+        return f"{local[:keep]}***@{(host or tld)[:keep]}***{dot}{tld if host else ''}"
+    return f"{value[:keep]}***" if len(value) > 2 * keep + 2 else "***"

@@ -1,0 +1,153 @@
+"""The canonical order and customer identity (SPEC section 1).
+
+Every platform adapter translates its payload into an `Order`; everything downstream
+(storage, stage models, sync) only ever sees this shape. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import Literal
+
+import phonenumbers
+
+OrderStatus = Literal["placed", "cancelled", "voided", "refunded", "deleted"]
+ORDER_STATUSES: tuple[str, ...] = ("placed", "cancelled", "voided", "refunded", "deleted")
+# Statuses that take an order out of every count, whatever its amounts.
+_EXCLUDED_STATUSES = frozenset({"cancelled", "voided", "deleted"})
+
+ZERO = Decimal(0)
+_SPACES = re.compile(r"[\s().\-/]")
+
+
+def normalise_email(raw: str | None) -> str | None:
+    """Trimmed and lower-cased; None for an empty or address-less value."""
+    if raw is None:
+        return None
+    email = raw.strip().lower()
+    return email if "@" in email else None
+
+
+def normalise_phone(raw: str | None, default_region: str | None = None) -> str | None:
+    """E.164 (`+33612345678`), or None when the value is not a possible phone number.
+
+    A number without a `+` or `00` prefix needs the shop's `default_region` (ISO 3166 alpha-2).
+    """
+    if raw is None:
+        return None
+    compact = _SPACES.sub("", raw.strip())
+    if not compact:
+        return None
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]
+    try:
+        parsed = phonenumbers.parse(compact, None if compact.startswith("+") else default_region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(parsed):
+        return None
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def customer_key(email: str | None, phone: str | None) -> str | None:
+    """A customer's identity within a shop: normalised email, else E.164 phone, else None.
+
+    Orders without a key are stored and counted in the shop's figures, never synced.
+    """
+    return email or phone or None
+
+
+def to_utc(moment: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken as UTC (SPEC section 6)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """One order of one shop, as every platform's adapter delivers it.
+
+    `email` and `phone` must already be normalised (use `Order.build` from raw values).
+    `updated_at` orders versions of the same order: an older version never overwrites a newer one.
+    """
+
+    shop_id: str
+    order_id: str
+    placed_at: datetime
+    total: Decimal
+    refunded: Decimal = ZERO
+    status: OrderStatus = "placed"
+    test: bool = False
+    email: str | None = None
+    phone: str | None = None
+    customer_id: str | None = None
+    currency: str | None = None
+    updated_at: datetime | None = None
+    extra: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        shop_id: str,
+        order_id: str | int,
+        placed_at: datetime,
+        total: Decimal | str | int,
+        refunded: Decimal | str | int = ZERO,
+        status: str = "placed",
+        test: bool = False,
+        email: str | None = None,
+        phone: str | None = None,
+        customer_id: str | int | None = None,
+        currency: str | None = None,
+        updated_at: datetime | None = None,
+        default_region: str | None = None,
+    ) -> "Order":
+        """An order from raw values: identity normalised, times in UTC, amounts as Decimal."""
+        if status not in ORDER_STATUSES:
+            raise ValueError(f"unknown order status {status!r}; expected one of {', '.join(ORDER_STATUSES)}")
+        total_d, refunded_d = Decimal(str(total)), Decimal(str(refunded or 0))
+        if not total_d.is_finite() or not refunded_d.is_finite():
+            raise ValueError("amounts must be finite decimals")
+        if total_d < 0 or refunded_d < 0:
+            raise ValueError("amounts must not be negative")
+        return cls(
+            shop_id=shop_id,
+            order_id=str(order_id),
+            placed_at=to_utc(placed_at),
+            total=total_d,
+            refunded=refunded_d,
+            status=status,  # type: ignore[arg-type]
+            test=bool(test),
+            email=normalise_email(email),
+            phone=normalise_phone(phone, default_region),
+            customer_id=None if customer_id in (None, "", 0, "0") else str(customer_id),
+            currency=currency.upper() if currency else None,
+            updated_at=to_utc(updated_at) if updated_at else None,
+        )
+
+    @property
+    def customer_key(self) -> str | None:
+        return customer_key(self.email, self.phone)
+
+    @property
+    def is_valid(self) -> bool:
+        """Counts in the stage models: not test, not cancelled/voided/deleted, not fully refunded."""
+        if self.test or self.status in _EXCLUDED_STATUSES:
+            return False
+        if self.status == "refunded" and self.refunded == ZERO:
+            # A "refunded" status without an amount means the whole order was refunded; by the
+            # SPEC's rule (refunded >= total and total > 0) a zero-total order still counts.
+            return self.total == ZERO
+        return not (self.total > ZERO and self.refunded >= self.total)
+
+    @property
+    def amount(self) -> Decimal:
+        """What the order is worth to the stage models: total less partial refunds, 0 when not valid."""
+        if not self.is_valid:
+            return ZERO
+        return max(self.total - self.refunded, ZERO)

@@ -1,0 +1,536 @@
+"""Storage: engines, migrations and every query, for SQLite and PostgreSQL alike.
+
+`Store.open(url)` connects and upgrades the schema in place (Alembic). Writes go through
+`store.transaction()`; every function that writes takes that connection, so a caller composes
+several writes into one atomic commit (a webhook's order, stages and outbox entry together).
+Conversions between domain values (datetime, Decimal) and stored integers happen here only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Iterable, Iterator, Mapping, Sequence
+
+from sqlalchemy import Connection, Engine, and_, case, create_engine, delete, event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+
+from connector.errors import StorageUnavailableError
+from connector.orders import Order
+from connector.schema import (
+    customers, data_requests, deliveries, orders, outbox, refunds, shop_figures, stage_changes, synced,
+)
+from connector.stages import WINDOW, Bands, CustomerFigures
+
+HEAD_REVISION = "0001"
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICRO = Decimal(1_000_000)
+WINDOW_MICROS = int(WINDOW.total_seconds()) * 1_000_000
+
+
+# --- conversions at the boundary ---------------------------------------------------------------
+
+def to_micros(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(value: int | None) -> datetime | None:
+    return None if value is None else _EPOCH + timedelta(microseconds=value)
+
+
+def money_to_micros(amount: Decimal) -> int:
+    return int((amount * _MICRO).to_integral_value())
+
+
+def micros_to_money(value: int | None) -> Decimal:
+    return Decimal(value or 0).scaleb(-6)
+
+
+def normalise_url(url: str) -> str:
+    """`postgresql://` and `postgres://` mean psycopg 3, the driver stagesync ships with."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+# --- rows --------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class CustomerRow:
+    """One customer's figures as aggregated by the database at some instant."""
+
+    customer_key: str | None
+    figures: CustomerFigures
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    rfm: str
+    rfm_since: str
+    phases: str
+    phases_since: str
+    orders_365d: int
+    orders_total: int
+    amount_365d: int
+    total_spent: int
+    first_order_at: int | None
+    last_order_at: int | None
+
+    def same_as(self, other: "StoredState") -> bool:
+        return dataclasses.astuple(self) == dataclasses.astuple(other)
+
+
+def state_of(figures: CustomerFigures, rfm: str, phases: str, rfm_since: str, phases_since: str) -> StoredState:
+    return StoredState(
+        rfm=rfm, rfm_since=rfm_since, phases=phases, phases_since=phases_since,
+        orders_365d=figures.orders_365d, orders_total=figures.orders_total,
+        amount_365d=money_to_micros(figures.amount_365d), total_spent=money_to_micros(figures.total_spent),
+        first_order_at=None if figures.first_at is None else to_micros(figures.first_at),
+        last_order_at=None if figures.last_at is None else to_micros(figures.last_at),
+    )
+
+
+def figures_of(state: StoredState, first_window_at: datetime | None = None) -> CustomerFigures:
+    return CustomerFigures(
+        orders_365d=state.orders_365d, amount_365d=micros_to_money(state.amount_365d),
+        orders_total=state.orders_total, total_spent=micros_to_money(state.total_spent),
+        first_at=from_micros(state.first_order_at), last_at=from_micros(state.last_order_at),
+        first_window_at=first_window_at,
+    )
+
+
+_STATE_COLUMNS = [customers.c[name] for name in (f.name for f in dataclasses.fields(StoredState))]
+
+
+# --- the store ---------------------------------------------------------------------------------
+
+class Store:
+    """A database of one stagesync installation (all shops)."""
+
+    def __init__(self, engine: Engine, reader: Engine | None = None):
+        self.engine = engine
+        self.reader = reader or engine  # SQLite: a second engine whose reads take no write lock
+
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> "Store":
+        """Connect; `busy_timeout_ms` bounds how long SQLite waits for another writer's lock."""
+        url = normalise_url(url)
+        if url.startswith("sqlite"):
+            store = cls(_sqlite_engine(url, immediate=True, busy_timeout_ms=busy_timeout_ms),
+                        _sqlite_engine(url, immediate=False, busy_timeout_ms=busy_timeout_ms))
+        else:
+            store = cls(create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5))
+        if migrate:
+            store.migrate()
+        return store
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+        if self.reader is not self.engine:
+            self.reader.dispose()
+
+    def migrate(self) -> None:
+        """Upgrade the schema to the newest revision (a no-op, with no Alembic import, when current)."""
+        try:
+            with self.engine.connect() as conn:
+                current = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+            if current == HEAD_REVISION:
+                return
+        except DBAPIError:
+            pass  # no alembic_version table yet: a new database
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.transaction() as conn:
+            if self.dialect == "postgresql":  # several processes may start at once
+                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(7243540)")
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One atomic unit of writes; a database that does not answer raises StorageUnavailableError."""
+        try:
+            with self.engine.begin() as conn:
+                yield conn
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _is_unavailable(exc):
+                raise StorageUnavailableError(f"database unavailable: {type(exc.orig).__name__}") from exc
+            raise
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        try:
+            with self.reader.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            if exc.connection_invalidated or _is_unavailable(exc):
+                raise StorageUnavailableError(f"database unavailable: {type(exc.orig).__name__}") from exc
+            raise
+
+    def ping(self) -> bool:
+        try:
+            with self.reader.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+            return False
+
+    # --- writes: orders ------------------------------------------------------------------------
+
+    def _insert(self, table):
+        return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
+
+    def upsert_order(self, conn: Connection, order: Order) -> bool:
+        """Store `order` unless the stored version is as new or newer. True when something changed.
+
+        A version without `updated_at` replaces only a version without `updated_at` either.
+        Refunds recorded on their own (`record_refund`) still count: refunded = max of both.
+        """
+        stored = conn.execute(
+            select(orders.c.updated_at, orders.c.status).where(
+                orders.c.shop_id == order.shop_id, orders.c.order_id == order.order_id)
+        ).first()
+        if stored is not None and not _is_newer(order, stored.updated_at):
+            return False
+        recorded = conn.execute(
+            select(func.coalesce(func.sum(refunds.c.amount), 0)).where(
+                refunds.c.shop_id == order.shop_id, refunds.c.order_id == order.order_id)
+        ).scalar_one()
+        if recorded and money_to_micros(order.refunded) < recorded:
+            order = dataclasses.replace(order, refunded=micros_to_money(recorded))
+        values = _order_values(order)
+        statement = self._insert(orders).values(**values)
+        conn.execute(statement.on_conflict_do_update(
+            index_elements=[orders.c.shop_id, orders.c.order_id],
+            set_={k: statement.excluded[k] for k in values if k not in ("shop_id", "order_id")},
+        ))
+        return True
+
+    def upsert_orders(self, conn: Connection, batch: Sequence[Order]) -> int:
+        """Bulk load (CSV import, backfill) with the rules of `upsert_order`; returns rows changed.
+
+        New orders go in with one multi-row insert; a stored order is rewritten only when the
+        incoming version is newer (the same rule as `upsert_order`, decided here in bulk).
+        """
+        if not batch:
+            return 0
+        stored = self.stored_versions(conn, batch[0].shop_id, [o.order_id for o in batch])
+        fresh = [o for o in batch if o.order_id not in stored]
+        changed = self.insert_new_orders(conn, fresh)
+        for order in batch:
+            if order.order_id in stored and _is_newer(order, stored[order.order_id]):
+                changed += self.upsert_order(conn, order)
+        return changed
+
+    def stored_versions(self, conn: Connection, shop_id: str, order_ids: Sequence[str]) -> dict[str, int | None]:
+        """order_id -> stored updated_at (micros or None), for the given ids that are stored."""
+        found: dict[str, int | None] = {}
+        for chunk in _chunks(order_ids, 500):
+            found.update(conn.execute(select(orders.c.order_id, orders.c.updated_at).where(
+                orders.c.shop_id == shop_id, orders.c.order_id.in_(chunk))).all())
+        return found
+
+    def insert_new_orders(self, conn: Connection, batch: Sequence[Order]) -> int:
+        """Insert orders not stored yet; orders already stored are left alone."""
+        if not batch:
+            return 0
+        statement = self._insert(orders).on_conflict_do_nothing(index_elements=[orders.c.shop_id, orders.c.order_id])
+        conn.execute(statement, [_order_values(o) for o in batch])
+        return len(batch)
+
+    def order_customer(self, conn: Connection, shop_id: str, order_id: str) -> tuple[bool, str | None]:
+        """(stored?, customer_key) of an order."""
+        row = conn.execute(select(orders.c.customer_key).where(
+            orders.c.shop_id == shop_id, orders.c.order_id == order_id)).first()
+        return (row is not None, row.customer_key if row else None)
+
+    def delete_order(self, conn: Connection, shop_id: str, order_id: str, updated_at: datetime | None) -> str | None:
+        """Mark an order deleted (it stops counting). Returns its customer key; None when unknown."""
+        stored = conn.execute(select(orders).where(
+            orders.c.shop_id == shop_id, orders.c.order_id == order_id)).first()
+        if stored is None:
+            return None
+        at = to_micros(updated_at) if updated_at else None
+        conn.execute(update(orders).where(orders.c.shop_id == shop_id, orders.c.order_id == order_id).values(
+            status="deleted", valid=False, amount=0,
+            updated_at=max(filter(None, (at, stored.updated_at)), default=None)))
+        return stored.customer_key
+
+    def record_refund(self, conn: Connection, shop_id: str, order_id: str, refund_id: str,
+                      amount: Decimal, created_at: datetime | None) -> tuple[bool, str | None]:
+        """Record a refund once; re-derive the order's validity and amount. (new?, customer_key)."""
+        inserted = conn.execute(self._insert(refunds).values(
+            shop_id=shop_id, order_id=order_id, refund_id=refund_id, amount=money_to_micros(amount),
+            created_at=to_micros(created_at) if created_at else None,
+        ).on_conflict_do_nothing().returning(refunds.c.refund_id)).first() is not None
+        stored = conn.execute(select(orders).where(orders.c.shop_id == shop_id, orders.c.order_id == order_id)).first()
+        if not inserted or stored is None:
+            return bool(inserted), stored.customer_key if stored else None
+        recorded = conn.execute(select(func.sum(refunds.c.amount)).where(
+            refunds.c.shop_id == shop_id, refunds.c.order_id == order_id)).scalar_one()
+        if recorded > stored.refunded:
+            order = _order_from_row(stored)
+            order = dataclasses.replace(order, refunded=micros_to_money(recorded))
+            conn.execute(update(orders).where(orders.c.shop_id == shop_id, orders.c.order_id == order_id).values(
+                refunded=recorded, valid=order.is_valid, amount=money_to_micros(order.amount)))
+        return True, stored.customer_key
+
+    def record_delivery(self, conn: Connection, shop_id: str, delivery_id: str, topic: str, now: datetime) -> bool:
+        """True the first time a delivery id is seen for the shop; False for a duplicate."""
+        return conn.execute(self._insert(deliveries).values(
+            shop_id=shop_id, delivery_id=delivery_id, topic=topic, received_at=to_micros(now),
+        ).on_conflict_do_nothing().returning(deliveries.c.delivery_id)).first() is not None
+
+    def record_data_request(self, conn: Connection, shop_id: str, key: str, request_id: str | None, now: datetime) -> None:
+        conn.execute(data_requests.insert().values(
+            shop_id=shop_id, customer_key=key, request_id=request_id, received_at=to_micros(now)))
+
+    def redact_customer(self, conn: Connection, shop_id: str, key: str | None, order_ids: Sequence[str] = ()) -> None:
+        """Delete a customer's orders, refunds, state and history (their outbox entries stay, to
+        clear the synced properties)."""
+        ids = set(order_ids)
+        if key is not None:
+            ids.update(conn.execute(select(orders.c.order_id).where(
+                orders.c.shop_id == shop_id, orders.c.customer_key == key)).scalars())
+        for chunk in _chunks(sorted(ids), 500):
+            conn.execute(delete(refunds).where(refunds.c.shop_id == shop_id, refunds.c.order_id.in_(chunk)))
+            conn.execute(delete(orders).where(orders.c.shop_id == shop_id, orders.c.order_id.in_(chunk)))
+        if key is not None:
+            for table in (customers, stage_changes, data_requests):
+                conn.execute(delete(table).where(table.c.shop_id == shop_id, table.c.customer_key == key))
+
+    def redact_shop(self, conn: Connection, shop_id: str) -> None:
+        for table in (orders, refunds, customers, stage_changes, shop_figures, deliveries, data_requests,
+                      outbox, synced):
+            conn.execute(delete(table).where(table.c.shop_id == shop_id))
+
+    # --- reads: figures ------------------------------------------------------------------------
+
+    def _figures_query(self, shop_id: str, now: datetime, key: str | None = None, all_keys: bool = True):
+        """One pass over the shop's orders: every customer's figures at `now`.
+
+        Invalid orders and orders after `now` count nowhere, but their customers still appear
+        (with zero figures: a prospect) so that every known customer is evaluated.
+        """
+        now_us = to_micros(now)
+        start_us = now_us - WINDOW_MICROS
+        counted = and_(orders.c.valid.is_(True), orders.c.placed_at <= now_us)
+        in_window = and_(counted, orders.c.placed_at > start_us)
+        query = select(
+            orders.c.customer_key,
+            func.sum(case((in_window, 1), else_=0)).label("orders_365d"),
+            func.sum(case((in_window, orders.c.amount), else_=0)).label("amount_365d"),
+            func.sum(case((counted, 1), else_=0)).label("orders_total"),
+            func.sum(case((counted, orders.c.amount), else_=0)).label("total_spent"),
+            func.min(case((counted, orders.c.placed_at)))
+            .label("first_at"),
+            func.max(case((counted, orders.c.placed_at))).label("last_at"),
+            func.min(case((in_window, orders.c.placed_at))).label("first_window_at"),
+        ).where(orders.c.shop_id == shop_id).group_by(orders.c.customer_key)
+        if key is not None:
+            query = query.where(orders.c.customer_key == key)
+        return query
+
+    def customer_rows(self, conn: Connection, shop_id: str, now: datetime) -> Iterator[CustomerRow]:
+        """Every customer's figures at `now`, the customer-less group (key None) included."""
+        for row in conn.execute(self._figures_query(shop_id, now)):
+            yield CustomerRow(row.customer_key, _figures_from_row(row))
+
+    def customer_figures(self, conn: Connection, shop_id: str, key: str, now: datetime) -> CustomerFigures | None:
+        """One customer's figures at `now`; None when no order of theirs is stored."""
+        row = conn.execute(self._figures_query(shop_id, now, key=key)).first()
+        return None if row is None else _figures_from_row(row)
+
+    def customer_orders(self, conn: Connection, shop_id: str, key: str) -> list[Order]:
+        rows = conn.execute(select(orders).where(orders.c.shop_id == shop_id, orders.c.customer_key == key)
+                            .order_by(orders.c.placed_at))
+        return [_order_from_row(row) for row in rows]
+
+    def known_customer(self, conn: Connection, shop_id: str, key: str) -> bool:
+        return conn.execute(select(customers.c.customer_key).where(
+            customers.c.shop_id == shop_id, customers.c.customer_key == key)).first() is not None
+
+    def customer_keys_without_orders(self, conn: Connection, shop_id: str) -> list[str]:
+        """Customers in the state table with no order stored (seen through a sign-up, say)."""
+        has_orders = select(orders.c.customer_key).where(
+            orders.c.shop_id == shop_id, orders.c.customer_key == customers.c.customer_key).exists()
+        return list(conn.execute(select(customers.c.customer_key).where(
+            customers.c.shop_id == shop_id, ~has_orders)).scalars())
+
+    # --- shop figures --------------------------------------------------------------------------
+
+    def save_shop_figures(self, conn: Connection, shop_id: str, window_amount: Decimal, window_orders: int,
+                          bands: Bands, now: datetime) -> None:
+        values = dict(shop_id=shop_id, window_amount=money_to_micros(window_amount), window_orders=window_orders,
+                      recent_days=bands.recent, nurture_days=bands.nurture, risk_days=bands.risk,
+                      adaptive=bands.adaptive, computed_at=to_micros(now))
+        statement = self._insert(shop_figures).values(**values)
+        conn.execute(statement.on_conflict_do_update(
+            index_elements=[shop_figures.c.shop_id], set_={k: statement.excluded[k] for k in values if k != "shop_id"}))
+
+    def load_shop_figures(self, conn: Connection, shop_id: str) -> tuple[Decimal, int, Bands] | None:
+        row = conn.execute(select(shop_figures).where(shop_figures.c.shop_id == shop_id)).first()
+        if row is None:
+            return None
+        return (micros_to_money(row.window_amount), row.window_orders,
+                Bands(row.recent_days, row.nurture_days, row.risk_days, row.adaptive))
+
+    # --- customer states -----------------------------------------------------------------------
+
+    def load_states(self, conn: Connection, shop_id: str) -> dict[str, StoredState]:
+        rows = conn.execute(select(customers.c.customer_key, *_STATE_COLUMNS).where(customers.c.shop_id == shop_id))
+        return {row[0]: StoredState(*row[1:]) for row in rows}
+
+    def load_state(self, conn: Connection, shop_id: str, key: str) -> StoredState | None:
+        row = conn.execute(select(*_STATE_COLUMNS).where(
+            customers.c.shop_id == shop_id, customers.c.customer_key == key)).first()
+        return None if row is None else StoredState(*row)
+
+    def save_states(self, conn: Connection, shop_id: str, states: Mapping[str, StoredState], now: datetime,
+                    unless_evaluated_after: datetime | None = None) -> None:
+        """Upsert states evaluated at `now`. With `unless_evaluated_after`, a row that a webhook
+        re-evaluated after that wall-clock instant is newer than this batch and is left alone."""
+        if not states:
+            return
+        now_us = to_micros(now)
+        rows = [dict(shop_id=shop_id, customer_key=key, evaluated_at=now_us, **dataclasses.asdict(state))
+                for key, state in states.items()]
+        statement = self._insert(customers)
+        statement = statement.on_conflict_do_update(
+            index_elements=[customers.c.shop_id, customers.c.customer_key],
+            set_={c.name: statement.excluded[c.name] for c in [*_STATE_COLUMNS, customers.c.evaluated_at]},
+            where=None if unless_evaluated_after is None
+            else customers.c.evaluated_at <= max(now_us, to_micros(unless_evaluated_after)))
+        for chunk in _chunks(rows, 5_000):
+            conn.execute(statement, chunk)
+
+    def add_stage_changes(self, conn: Connection, shop_id: str,
+                          changes: Iterable[tuple[str, str, str | None, str]], now: datetime) -> None:
+        """Append (customer_key, model, from_stage, to_stage) rows to the stage history."""
+        at = to_micros(now)
+        rows = [dict(shop_id=shop_id, customer_key=k, model=m, from_stage=f, to_stage=t, at=at) for k, m, f, t in changes]
+        for chunk in _chunks(rows, 5_000):
+            conn.execute(stage_changes.insert(), chunk)
+
+    # --- outbox --------------------------------------------------------------------------------
+
+    def enqueue(self, conn: Connection, shop_id: str, destinations: Sequence[str], keys: Iterable[str],
+                now: datetime) -> None:
+        """Mark these contacts as needing a sync to each destination (coalesces with pending ones;
+        a dead letter for the same contact is revived, since there is something new to send)."""
+        now_us = to_micros(now)
+        rows = [dict(shop_id=shop_id, destination=d, customer_key=k, state="pending", due_at=now_us, attempts=0,
+                     queued_at=now_us) for k in keys for d in destinations]
+        if not rows:
+            return
+        statement = self._insert(outbox)
+        statement = statement.on_conflict_do_update(
+            index_elements=[outbox.c.shop_id, outbox.c.destination, outbox.c.customer_key],
+            set_=dict(state="pending", due_at=func.min(outbox.c.due_at, statement.excluded.due_at)
+                      if self.dialect == "sqlite" else func.least(outbox.c.due_at, statement.excluded.due_at),
+                      attempts=case((outbox.c.state == "dead", 0), else_=outbox.c.attempts)))
+        for chunk in _chunks(rows, 5_000):
+            conn.execute(statement, chunk)
+
+    def outbox_depth(self, conn: Connection, shop_id: str | None = None) -> int:
+        query = select(func.count()).select_from(outbox).where(outbox.c.state == "pending")
+        if shop_id:
+            query = query.where(outbox.c.shop_id == shop_id)
+        return conn.execute(query).scalar_one()
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+def _sqlite_engine(url: str, *, immediate: bool, busy_timeout_ms: int) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None  # let SQLAlchemy's "begin" below issue BEGIN
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.execute("PRAGMA synchronous=FULL")  # a 200 to a webhook means the order survives a crash
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn):
+        # Writers take the lock up front: no deadlocked lock upgrade between two writers.
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _is_unavailable(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return any(s in text for s in ("could not connect", "connection refused", "server closed", "terminating connection",
+                                   "database is locked", "unable to open database", "disk i/o error",
+                                   "connection is closed", "no such table"))
+
+
+def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _is_newer(order: Order, stored_updated_at: int | None) -> bool:
+    """Whether `order` replaces a stored version: only a strictly newer `updated_at` does.
+
+    Replays of the same version, and versions without `updated_at` (CSV rows), change nothing.
+    """
+    return order.updated_at is not None and (stored_updated_at is None or to_micros(order.updated_at) > stored_updated_at)
+
+
+def _order_values(order: Order) -> dict:
+    return dict(
+        shop_id=order.shop_id, order_id=order.order_id, customer_key=order.customer_key,
+        email=order.email, phone=order.phone, customer_id=order.customer_id,
+        placed_at=to_micros(order.placed_at),
+        updated_at=None if order.updated_at is None else to_micros(order.updated_at),
+        total=money_to_micros(order.total), refunded=money_to_micros(order.refunded),
+        status=order.status, test=order.test, currency=order.currency,
+        valid=order.is_valid, amount=money_to_micros(order.amount),
+    )
+
+
+def _order_from_row(row) -> Order:
+    return Order(
+        shop_id=row.shop_id, order_id=row.order_id, placed_at=from_micros(row.placed_at),
+        total=micros_to_money(row.total), refunded=micros_to_money(row.refunded), status=row.status,
+        test=row.test, email=row.email, phone=row.phone, customer_id=row.customer_id, currency=row.currency,
+        updated_at=from_micros(row.updated_at),
+    )
+
+
+def _figures_from_row(row) -> CustomerFigures:
+    return CustomerFigures(
+        orders_365d=int(row.orders_365d or 0),
+        amount_365d=micros_to_money(int(row.amount_365d or 0)),
+        orders_total=int(row.orders_total or 0),
+        total_spent=micros_to_money(int(row.total_spent or 0)),
+        first_at=from_micros(row.first_at),
+        last_at=from_micros(row.last_at),
+        first_window_at=from_micros(row.first_window_at),
+    )
+
+
+def canonical_json(value: Mapping) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
