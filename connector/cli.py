@@ -160,6 +160,68 @@ def export_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("serve")
+def serve_command(args: argparse.Namespace) -> int:
+    from connector.server import serve
+
+    settings = load_settings(args)
+    serve(settings, args.config, args.host, args.port, args.workers, with_worker=not args.no_worker)
+    return 0
+
+
+def _sync_worker(settings, args):
+    from connector.sync import SyncWorker
+
+    shops = {settings.shop(args.shop).id} if getattr(args, "shop", None) else None
+    return SyncWorker(open_store(settings), settings, shops=shops)
+
+
+@command("worker")
+def worker_command(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    settings = load_settings(args)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    _sync_worker(settings, args).run_forever(stop)
+    return 0
+
+
+@command("sync")
+def sync_command(args: argparse.Namespace) -> int:
+    settings = load_settings(args)
+    stats = _sync_worker(settings, args).drain()
+    print(f"synced {stats.sent:,} contact(s) in {stats.requests:,} request(s), {stats.events:,} event(s); "
+          f"{stats.skipped:,} already up to date, {stats.retried:,} to retry, {stats.dead:,} dead letter(s)")
+    return 0
+
+
+@command("deadletters")
+def deadletters_command(args: argparse.Namespace) -> int:
+    from connector import outbox
+
+    settings = load_settings(args)
+    shop_id = settings.shop(args.shop).id if args.shop else None
+    store = open_store(settings)
+    if args.replay:
+        with store.transaction() as conn:
+            count = outbox.replay(conn, datetime.now(timezone.utc), shop_id)
+        print(f"re-queued {count:,} dead letter(s)")
+        return 0
+    with store.read() as conn:
+        letters = outbox.dead_letters(conn, shop_id)
+    if not letters:
+        print("no dead letters")
+        return 0
+    print(f"{'id':>8}  {'shop':<16}{'destination':<14}{'customer':<28}{'tries':>5}  {'status':>6}  error")
+    for d in letters:
+        print(f"{d.id:>8}  {d.shop_id:<16}{d.destination:<14}{mask(d.customer_key):<28}{d.attempts:>5}  "
+              f"{d.status or '-':>6}  {d.error or ''}")
+    return 0
+
+
 # --- parsing -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -195,11 +257,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shop", required=True, metavar="ID")
     at(p)
     p.add_argument("--format", choices=("csv", "json"), default="csv")
+    p = add("serve", "production WSGI server (gunicorn), with the sync worker unless --no-worker")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--workers", type=int, help="web worker processes (default: one per core)")
+    p.add_argument("--no-worker", action="store_true", help="do not run the sync worker in-process")
+    p = add("worker", "sync the outbox to the destinations until stopped")
+    p.add_argument("--shop", metavar="ID", help="only this shop")
+    p = add("sync", "sync once; exit when nothing is due")
+    p.add_argument("--shop", metavar="ID", help="only this shop")
+    p = add("deadletters", "list, or re-queue, what a destination refused")
+    p.add_argument("--shop", metavar="ID")
+    p.add_argument("--replay", action="store_true", help="re-queue them for an immediate new attempt")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from connector.logs import configure
+
+    configure()
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import re
+
+_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+
 
 class StagesyncError(Exception):
     """Base of every error stagesync raises on purpose."""
@@ -74,3 +78,8 @@ def mask(value: str | None, keep: int = 2) -> str:
         host, dot, tld = domain.rpartition(".")
         return f"{local[:keep]}***@{(host or tld)[:keep]}***{dot}{tld if host else ''}"
     return f"{value[:keep]}***" if len(value) > 2 * keep + 2 else "***"
+
+
+def scrub(text: str) -> str:
+    """A message from elsewhere (a vendor's answer, say) with every email address in it masked."""
+    return _EMAIL.sub(lambda m: mask(m.group(0)), text)

@@ -122,6 +122,8 @@ outbox = Table(
     Column("last_status", Integer),
     Column("last_error", Text),
     Column("queued_at", BigInteger, nullable=False),
+    # Bumped by every enqueue: a worker deletes the item after sending only if nobody re-queued it.
+    Column("generation", Integer, nullable=False, server_default="0"),
     UniqueConstraint("shop_id", "destination", "customer_key", name="uq_outbox_item"),
 )
 Index("ix_outbox_due", outbox.c.state, outbox.c.due_at)
@@ -136,4 +138,12 @@ synced = Table(
     Column("properties", Text, nullable=False),  # canonical JSON
     Column("last_change_id", BigInteger, nullable=False),
     Column("synced_at", BigInteger, nullable=False),
+)
+
+# Cross-process rate limiting: requests to one destination account are spaced at least
+# 60 / rate_per_minute seconds apart by reserving the next free slot atomically.
+rate_slots = Table(
+    "rate_slots", metadata,
+    Column("key", String(160), primary_key=True),
+    Column("next_free_at", BigInteger, nullable=False),
 )

@@ -445,7 +445,8 @@ class Store:
             index_elements=[outbox.c.shop_id, outbox.c.destination, outbox.c.customer_key],
             set_=dict(state="pending", due_at=func.min(outbox.c.due_at, statement.excluded.due_at)
                       if self.dialect == "sqlite" else func.least(outbox.c.due_at, statement.excluded.due_at),
-                      attempts=case((outbox.c.state == "dead", 0), else_=outbox.c.attempts)))
+                      attempts=case((outbox.c.state == "dead", 0), else_=outbox.c.attempts),
+                      queued_at=statement.excluded.queued_at, generation=outbox.c.generation + 1))
         for chunk in _chunks(rows, 5_000):
             conn.execute(statement, chunk)
 

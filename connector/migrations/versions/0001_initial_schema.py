@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 09:44:30.955752
+Create Date: 2026-11-23 09:55:17.823996
 """
 from alembic import op
 import sqlalchemy as sa
@@ -81,12 +81,18 @@ def upgrade() -> None:
     sa.Column('last_status', sa.Integer(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('queued_at', sa.BigInteger(), nullable=False),
+    sa.Column('generation', sa.Integer(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('shop_id', 'destination', 'customer_key', name='uq_outbox_item')
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_due', ['state', 'due_at'], unique=False)
 
+    op.create_table('rate_slots',
+    sa.Column('key', sa.String(length=160), nullable=False),
+    sa.Column('next_free_at', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('key')
+    )
     op.create_table('refunds',
     sa.Column('shop_id', sa.String(length=64), nullable=False),
     sa.Column('order_id', sa.String(length=128), nullable=False),
@@ -142,6 +148,7 @@ def downgrade() -> None:
     op.drop_table('stage_changes')
     op.drop_table('shop_figures')
     op.drop_table('refunds')
+    op.drop_table('rate_slots')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.drop_index('ix_outbox_due')
 

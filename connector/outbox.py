@@ -1,0 +1,166 @@
+"""Queries on the outbox, the acknowledged properties and the rate slots (used by `connector.sync`).
+
+Claiming is safe with many workers: PostgreSQL skips rows another worker holds
+(FOR UPDATE SKIP LOCKED) and SQLite serialises writers (BEGIN IMMEDIATE). A claim is a lease:
+a worker that dies releases its items when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, and_, delete, func, or_, select, update
+
+from connector.schema import outbox, rate_slots, stage_changes, synced
+from connector.store import Store, canonical_json, from_micros, to_micros
+
+LEASE_MICROS = 5 * 60 * 1_000_000
+
+
+@dataclass(frozen=True)
+class Item:
+    id: int
+    shop_id: str
+    destination: str
+    customer_key: str
+    attempts: int
+    generation: int
+
+
+@dataclass(frozen=True)
+class Acknowledged:
+    properties: dict
+    last_change_id: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    shop_id: str
+    destination: str
+    customer_key: str
+    attempts: int
+    status: int | None
+    error: str | None
+    at: datetime
+
+
+def _claimable(now_us: int):
+    return and_(outbox.c.state == "pending", outbox.c.due_at <= now_us,
+                or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now_us))
+
+
+def claim(store: Store, conn: Connection, worker: str, now: datetime, limit: int,
+          shops: set[str] | None = None) -> list[Item]:
+    """Claim up to `limit` due items of ONE (shop, destination), the one waiting longest."""
+    now_us = to_micros(now)
+    first = select(outbox.c.shop_id, outbox.c.destination).where(_claimable(now_us))
+    if shops is not None:
+        first = first.where(outbox.c.shop_id.in_(sorted(shops)))
+    first = first.order_by(outbox.c.due_at).limit(1)
+    if store.dialect == "postgresql":
+        first = first.with_for_update(skip_locked=True)
+    head = conn.execute(first).first()
+    if head is None:
+        return []
+    query = (select(outbox.c.id, outbox.c.shop_id, outbox.c.destination, outbox.c.customer_key,
+                    outbox.c.attempts, outbox.c.generation)
+             .where(_claimable(now_us), outbox.c.shop_id == head.shop_id, outbox.c.destination == head.destination)
+             .order_by(outbox.c.due_at).limit(limit))
+    if store.dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    items = [Item(*row) for row in conn.execute(query)]
+    if items:
+        conn.execute(update(outbox).where(outbox.c.id.in_([i.id for i in items]))
+                     .values(claimed_by=worker, claimed_until=now_us + LEASE_MICROS))
+    return items
+
+
+def acknowledged(conn: Connection, item: Item) -> Acknowledged | None:
+    row = conn.execute(select(synced.c.properties, synced.c.last_change_id).where(
+        synced.c.shop_id == item.shop_id, synced.c.destination == item.destination,
+        synced.c.customer_key == item.customer_key)).first()
+    return None if row is None else Acknowledged(json.loads(row.properties), row.last_change_id)
+
+
+def changes_after(conn: Connection, shop_id: str, key: str, after_id: int) -> list:
+    return list(conn.execute(select(stage_changes).where(
+        stage_changes.c.shop_id == shop_id, stage_changes.c.customer_key == key, stage_changes.c.id > after_id)
+        .order_by(stage_changes.c.id)))
+
+
+def acknowledge(store: Store, conn: Connection, item: Item, properties: dict, last_change_id: int,
+                now: datetime, forget: bool = False) -> None:
+    """The destination holds `properties`: remember them, and finish the item unless re-queued."""
+    keys = dict(shop_id=item.shop_id, destination=item.destination, customer_key=item.customer_key)
+    if forget:  # a redacted customer: nothing of theirs is kept
+        conn.execute(delete(synced).where(*[synced.c[k] == v for k, v in keys.items()]))
+    else:
+        values = dict(keys, properties=canonical_json(properties), last_change_id=last_change_id,
+                      synced_at=to_micros(now))
+        statement = store._insert(synced).values(**values)
+        conn.execute(statement.on_conflict_do_update(
+            index_elements=[synced.c.shop_id, synced.c.destination, synced.c.customer_key],
+            set_={k: statement.excluded[k] for k in ("properties", "last_change_id", "synced_at")}))
+    finish(conn, item)
+
+
+def finish(conn: Connection, item: Item) -> None:
+    """Delete the item, unless it was queued again while being sent (then just release it)."""
+    deleted = conn.execute(delete(outbox).where(outbox.c.id == item.id, outbox.c.generation == item.generation))
+    if deleted.rowcount == 0:
+        release(conn, item)
+
+
+def release(conn: Connection, item: Item) -> None:
+    conn.execute(update(outbox).where(outbox.c.id == item.id).values(claimed_by=None, claimed_until=None))
+
+
+def reschedule(conn: Connection, item: Item, due: datetime, status: int | None, error: str) -> None:
+    conn.execute(update(outbox).where(outbox.c.id == item.id).values(
+        due_at=to_micros(due), attempts=outbox.c.attempts + 1, claimed_by=None, claimed_until=None,
+        last_status=status, last_error=error[:2000]))
+
+
+def bury(conn: Connection, item: Item, status: int | None, error: str) -> None:
+    """A dead letter: kept with the vendor's answer until replayed (or re-queued by a new change)."""
+    conn.execute(update(outbox).where(outbox.c.id == item.id).values(
+        state="dead", attempts=outbox.c.attempts + 1, claimed_by=None, claimed_until=None,
+        last_status=status, last_error=error[:2000]))
+
+
+def dead_letters(conn: Connection, shop_id: str | None = None) -> list[DeadLetter]:
+    query = select(outbox).where(outbox.c.state == "dead").order_by(outbox.c.id)
+    if shop_id:
+        query = query.where(outbox.c.shop_id == shop_id)
+    return [DeadLetter(r.id, r.shop_id, r.destination, r.customer_key, r.attempts, r.last_status, r.last_error,
+                       from_micros(r.due_at)) for r in conn.execute(query)]
+
+
+def replay(conn: Connection, now: datetime, shop_id: str | None = None, ids: list[int] | None = None) -> int:
+    """Re-queue dead letters (all, one shop's, or the given ids) for an immediate new attempt."""
+    query = update(outbox).where(outbox.c.state == "dead")
+    if shop_id:
+        query = query.where(outbox.c.shop_id == shop_id)
+    if ids is not None:
+        query = query.where(outbox.c.id.in_(ids))
+    return conn.execute(query.values(state="pending", attempts=0, due_at=to_micros(now),
+                                     claimed_by=None, claimed_until=None)).rowcount
+
+
+def next_due(conn: Connection) -> datetime | None:
+    value = conn.execute(select(func.min(outbox.c.due_at)).where(outbox.c.state == "pending")).scalar()
+    return from_micros(value)
+
+
+def reserve_slot(store: Store, conn: Connection, key: str, now: datetime, spacing_micros: int, cost: int) -> datetime:
+    """Reserve `cost` consecutive request slots; returns when the first may start (maybe now)."""
+    conn.execute(store._insert(rate_slots).values(key=key, next_free_at=0).on_conflict_do_nothing())
+    now_us = to_micros(now)
+    greatest = func.max if store.dialect == "sqlite" else func.greatest
+    end = conn.execute(update(rate_slots).where(rate_slots.c.key == key)
+                       .values(next_free_at=greatest(rate_slots.c.next_free_at, now_us) + spacing_micros * cost)
+                       .returning(rate_slots.c.next_free_at)).scalar_one()
+    return from_micros(end - spacing_micros * cost)
