@@ -1,12 +1,11 @@
 """Shopify webhooks -> `Inbound` (translation only: no storage, no HTTP framework).
 
-Delivery (https://shopify.dev/docs/apps/build/webhooks): a JSON body signed with the app's
-client secret (`X-Shopify-Hmac-Sha256`, base64 HMAC-SHA256 of the raw body); the topic in
-`X-Shopify-Topic`; `X-Shopify-Event-Id` names the event (the same on every retry, see
-https://shopify.dev/docs/apps/build/webhooks/ignore-duplicates), `X-Shopify-Webhook-Id` the
-delivery on older API versions. The delivery id is "<topic>:<that id>", because one merchant
-action can trigger several topics (a cancellation and its refund) that must not de-duplicate
-each other.
+Delivery (https://shopify.dev/docs/apps/build/webhooks/verify-deliveries): a JSON body signed
+with the app's client secret (`X-Shopify-Hmac-Sha256`, base64 HMAC-SHA256 of the raw body); the
+topic in `X-Shopify-Topic`. De-duplication uses `X-Shopify-Event-Id` ("the same value across more
+than one webhook indicates a duplicate", https://shopify.dev/docs/apps/build/webhooks/ignore-duplicates),
+else `X-Shopify-Webhook-Id`. The delivery id is "<topic>:<that id>": one merchant action can
+trigger several topics (a cancellation and its refund) that must not de-duplicate each other.
 
 Orders are mapped from the REST order payload (the webhook reference's orders/create sample):
 `total` is the original `total_price` in the shop's currency and `refunded` the sum of the
@@ -30,10 +29,10 @@ from connector.inbound import (
 )
 from connector.orders import ZERO, Order, normalise_email, normalise_phone
 
-from adapters.platforms.signatures import Fields, header, read_json, sign_body_hmac, verify_body_hmac
+from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_body_hmac, verify_body_hmac
 
 NAME = "shopify"
-# Webhook headers, https://shopify.dev/docs/apps/build/webhooks (section "Headers").
+# Webhook headers: https://shopify.dev/docs/apps/build/webhooks/delivery-structure#headers
 TOPIC_HEADER = "X-Shopify-Topic"
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 EVENT_ID_HEADER = "X-Shopify-Event-Id"
@@ -83,7 +82,7 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
     if topic is None:
         raise PayloadError(f"{NAME}: the {TOPIC_HEADER} header is missing")
     delivery = header(headers, EVENT_ID_HEADER) or header(headers, WEBHOOK_ID_HEADER)
-    base = Inbound(topic=topic, delivery_id=f"{topic}:{delivery}" if delivery else None)
+    base = Inbound(topic=topic, delivery_id=delivery_key(f"{topic}:{delivery}") if delivery else None)
     data = read_json(headers, body, f"{NAME} {topic}")
     handler = _HANDLERS.get(topic)
     if handler is None:
@@ -108,13 +107,14 @@ def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
         amount, converted = _refund_amount(refund, money)
         refunded, exact = refunded + amount, exact and converted
     status = _status(data)
-    if status == "refunded" and total is not None:
-        refunded = max(refunded, total)  # "refunded" is Shopify's word for fully refunded
+    if status == "refunded":
+        refunded = max(refunded, total or ZERO)  # "refunded" is Shopify's word for fully refunded
     order = _build(
         data.where, shop_id=shop.id, order_id=order_id, placed_at=placed_at, updated_at=data.moment("updated_at"),
         total=total, refunded=refunded, status=status, test=False,
-        email=data.text("email") or data.text("contact_email") or customer.text("email"),
-        phone=data.text("phone") or customer.text("phone") or billing.text("phone"),
+        email=_first(normalise_email, data.text("email"), data.text("contact_email"), customer.text("email")),
+        phone=_first(lambda raw: normalise_phone(raw, shop.country),
+                     data.text("phone"), customer.text("phone"), billing.text("phone")),
         customer_id=customer.ident("id", required=False), currency=currency, default_region=shop.country,
     )
     return replace(base, actions=(UpsertOrder(order),), extra=_warnings(exact))
@@ -133,9 +133,10 @@ def _status(data: Fields) -> str:
 
 def _order_edited(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
     # The orders/edited body is {"order_edit": {"order_id", "line_items": {"additions", "removals"}, ...}}:
-    # no totals. Shopify follows it with orders/updated; an adapter with API access may fetch instead.
+    # no totals. Shopify follows every committed edit with orders/updated, which carries them. (Not
+    # `fetch_order_id`: that asks the platform module to fetch the order, and this one has no API client.)
     order_id = data.child("order_edit").ident("order_id")
-    return replace(base, fetch_order_id=order_id,
+    return replace(base, extra={"order_id": order_id},
                    ignored_reason="order edit without totals: the orders/updated that follows carries them")
 
 
@@ -188,19 +189,17 @@ class _ShopMoney:
     @classmethod
     def from_sets(cls, sets: list[Fields], currency: str | None) -> "_ShopMoney":
         shop_sum = presentment_sum = ZERO
-        exponent = None
+        places: list[int] = []  # decimal places the shop's amounts are written with ("12.50": -2)
         for money_set in sets:
             shop, presentment = _money(money_set), _money(money_set, "presentment_money")
             if shop is None:
                 continue
             currency = currency or shop.currency
-            exponent = min(exponent, shop.amount.as_tuple().exponent) if exponent is not None \
-                else shop.amount.as_tuple().exponent
+            places.append(int(shop.amount.as_tuple().exponent))
             if presentment is not None:
                 shop_sum, presentment_sum = shop_sum + shop.amount, presentment_sum + presentment.amount
         rate = shop_sum / presentment_sum if presentment_sum else None
-        quantum = Decimal(1).scaleb(min(int(exponent), 0)) if isinstance(exponent, int) else cls.quantum
-        return cls(currency, rate, quantum)
+        return cls(currency, rate, Decimal(1).scaleb(min(min(places, default=-2), 0)))
 
     def of(self, transaction: Fields) -> tuple[Decimal, bool]:
         """(amount in the shop's currency, False when it had to be taken as sent)."""
@@ -242,9 +241,14 @@ def _build(where: str, **values) -> Order:
 
 # --- customers and privacy ------------------------------------------------------------------------
 
+def _first(normalise: Callable[[str | None], str | None], *candidates: str | None) -> str | None:
+    """The first candidate that normalises to a usable email or phone (a typo does not hide the next one)."""
+    return next((value for value in map(normalise, candidates) if value), None)
+
+
 def _identity(fields: Fields, shop: ShopSettings, *phone_sources: Fields) -> tuple[str | None, str | None]:
-    phone = fields.text("phone") or next((s.text("phone") for s in phone_sources if s.text("phone")), None)
-    return normalise_email(fields.text("email")), normalise_phone(phone, shop.country)
+    phones = [fields.text("phone"), *(source.text("phone") for source in phone_sources)]
+    return normalise_email(fields.text("email")), _first(lambda raw: normalise_phone(raw, shop.country), *phones)
 
 
 def _customer_seen(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:

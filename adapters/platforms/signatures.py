@@ -49,7 +49,7 @@ def _b64decode(value: str) -> bytes | None:
 
 
 # --- Scheme 1: base64(HMAC-SHA256(secret, raw body)) -------------------------------------------
-# Shopify (X-Shopify-Hmac-Sha256, https://shopify.dev/docs/apps/build/webhooks/subscribe/https)
+# Shopify (X-Shopify-Hmac-Sha256, https://shopify.dev/docs/apps/build/webhooks/verify-deliveries)
 # and WooCommerce (X-WC-Webhook-Signature, WC_Webhook::generate_signature in
 # woocommerce/includes/class-wc-webhook.php) both sign the raw body this way with the shared secret.
 
@@ -73,7 +73,8 @@ def verify_body_hmac(body: bytes, secret: str, received: str | None, *, where: s
 
 
 # --- Scheme 2: Standard Webhooks ----------------------------------------------------------------
-# https://www.standardwebhooks.com/ (spec.md, "Signature scheme"); same as svix `webhooks.py`:
+# https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md
+# ("Signature scheme", "Webhook headers"); the same as svix `python/svix/webhooks.py`:
 # HMAC-SHA256 keyed by base64-decode(secret without "whsec_") over "{id}.{timestamp}.{body}",
 # sent as a space-separated list of "v1,<base64>" (several during a key rotation; one match is enough).
 STANDARD_SECRET_PREFIX = "whsec_"
@@ -103,7 +104,7 @@ def verify_standard(body: bytes, secret: str, msg_id: str | None, timestamp: str
         if value is None:
             raise SignatureError(f"{where}: the {name} header is missing")
     assert msg_id is not None and timestamp is not None and signatures is not None
-    if not timestamp.isascii() or not timestamp.isdigit():
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 15):
         raise SignatureError(f"{where}: the webhook-timestamp header is not whole unix seconds")
     age = to_utc(now).timestamp() - int(timestamp)
     if abs(age) > STANDARD_TOLERANCE.total_seconds():
@@ -121,6 +122,18 @@ def verify_standard(body: bytes, secret: str, msg_id: str | None, timestamp: str
 
 
 # --- Reading a verified body ----------------------------------------------------------------------
+
+# Ids are stored in String(128) columns (connector/schema.py): a longer one is a malformed payload
+# (400), never a database error; a longer delivery id is replaced by its digest.
+MAX_ID_LENGTH = 128
+
+
+def delivery_key(value: str | None) -> str | None:
+    """A delivery id that fits the store: the id itself, or "sha256:<hex>" of a longer one."""
+    if value is None or len(value) <= MAX_ID_LENGTH:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+
 
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
                int: "a number", Decimal: "a number", float: "a number", type(None): "null"}
@@ -175,6 +188,10 @@ class Fields:
         self.where = where
         self.path = path
 
+    def renamed(self, where: str) -> "Fields":
+        """The same object, its errors attributed to `where` (e.g. once the topic is known)."""
+        return Fields(self.data, where, self.path)
+
     def _name(self, key: str) -> str:
         return f"{self.path}{key}"
 
@@ -215,10 +232,14 @@ class Fields:
 
     def _as_ident(self, key: str, value: Any) -> str:
         if isinstance(value, int) and not isinstance(value, bool):
-            return str(value)
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-        raise self.error(key, f"must be an id (a whole number or a non-empty string; got {_kind(value)})")
+            ident = str(value)
+        elif isinstance(value, str) and value.strip():
+            ident = value.strip()
+        else:
+            raise self.error(key, f"must be an id (a whole number or a non-empty string; got {_kind(value)})")
+        if len(ident) > MAX_ID_LENGTH:
+            raise self.error(key, f"is longer than {MAX_ID_LENGTH} characters")
+        return ident
 
     def amount(self, key: str, *, required: bool = True) -> Decimal | None:
         """A finite decimal from a string or a number, exactly (`Decimal(str(x))`)."""

@@ -1,0 +1,140 @@
+"""WooCommerce webhooks -> `Inbound` (translation only: no storage, no HTTP framework).
+
+Delivery (`WC_Webhook::deliver` in woocommerce/includes/class-wc-webhook.php; guide:
+https://woocommerce.com/document/webhooks/): a JSON body, the REST API v3 resource
+(https://woocommerce.github.io/woocommerce-rest-api-docs/#order-properties), signed in
+`X-WC-Webhook-Signature` (base64 HMAC-SHA256 of the raw body with the webhook's secret), topic in
+`X-WC-Webhook-Topic`, delivery id in `X-WC-Webhook-Delivery-ID`. A deleted resource is sent as
+`{"id": N}` only.
+
+When a webhook is created, WooCommerce first POSTs an UNSIGNED, form-encoded `webhook_id=N`
+(`WC_Webhook::deliver_ping`) and activates the hook only on a 200. `is_ping()` recognises exactly
+that body, so the HTTP layer can answer it (ignored, nothing stored) without a signature; any
+other body must pass `verify()`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import replace
+from datetime import datetime
+from typing import Callable, Mapping
+
+from connector.config import ShopSettings
+from connector.errors import PayloadError
+from connector.inbound import DeleteOrder, Inbound, SeeCustomer, UpsertOrder
+from connector.orders import ZERO, Order, normalise_email, normalise_phone
+
+from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_body_hmac, verify_body_hmac
+
+NAME = "woocommerce"
+# Header names as set in WC_Webhook::deliver.
+SIGNATURE_HEADER = "X-WC-Webhook-Signature"
+TOPIC_HEADER = "X-WC-Webhook-Topic"
+DELIVERY_HEADER = "X-WC-Webhook-Delivery-ID"
+_PING = re.compile(rb"webhook_id=([0-9]{1,20})")
+
+ORDER_TOPICS = ("order.created", "order.updated", "order.restored")
+TOPICS = ORDER_TOPICS + ("order.deleted", "customer.created", "customer.updated")
+
+# Order statuses (REST API v3 `status`) -> canonical status. Orders that never became a sale
+# (failed payment) count as cancelled; a trashed order as deleted.
+STATUSES = {
+    "pending": "placed", "on-hold": "placed", "processing": "placed", "completed": "placed",
+    "cancelled": "cancelled", "failed": "cancelled", "refunded": "refunded", "trash": "deleted",
+}
+# Not orders yet (Store API checkout drafts); custom statuses added by plugins count as placed.
+DRAFT_STATUSES = frozenset({"checkout-draft", "draft", "auto-draft"})
+
+
+def is_ping(headers: Mapping[str, str], body: bytes) -> bool:
+    """True only for WooCommerce's unsigned creation ping: a body of exactly `webhook_id=<digits>`."""
+    return _PING.fullmatch(body) is not None
+
+
+def verify(headers: Mapping[str, str], body: bytes, secret: str, now: datetime) -> None:
+    """Raise SignatureError unless `X-WC-Webhook-Signature` signs the raw body (`now` is unused:
+    WooCommerce signs no timestamp)."""
+    verify_body_hmac(body, secret, header(headers, SIGNATURE_HEADER), where=NAME, header_name=SIGNATURE_HEADER)
+
+
+def sign(body: bytes, secret: str, *, topic: str = "order.created", delivery_id: str | None = None,
+         webhook_id: int = 1, source: str = "https://shop.example.com/") -> dict[str, str]:
+    """The headers WooCommerce would send with `body` (delivery id derived from topic and body unless given)."""
+    resource, _, event = topic.partition(".")
+    return {
+        "Content-Type": "application/json",
+        "X-WC-Webhook-Source": source,
+        TOPIC_HEADER: topic,
+        "X-WC-Webhook-Resource": resource,
+        "X-WC-Webhook-Event": event,
+        SIGNATURE_HEADER: sign_body_hmac(body, secret),
+        "X-WC-Webhook-ID": str(webhook_id),
+        DELIVERY_HEADER: delivery_id or hashlib.sha256(topic.encode() + b"\n" + body).hexdigest()[:32],
+    }
+
+
+def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inbound:
+    """Translate one delivery (verified, or the creation ping); PayloadError when it cannot be understood."""
+    ping = _PING.fullmatch(body)
+    if ping is not None:
+        return Inbound(topic="ping", ignored_reason=f"WooCommerce webhook ping (webhook {ping.group(1).decode()})")
+    topic = header(headers, TOPIC_HEADER)
+    if topic is None:
+        raise PayloadError(f"{NAME}: the {TOPIC_HEADER} header is missing")
+    base = Inbound(topic=topic, delivery_id=delivery_key(header(headers, DELIVERY_HEADER)))
+    data = read_json(headers, body, f"{NAME} {topic}")
+    handler = _HANDLERS.get(topic)
+    if handler is None:
+        return replace(base, ignored_reason=f"topic {topic} is not used by stagesync")
+    return handler(base, data, shop)
+
+
+def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
+    order_id = data.ident("id")
+    raw_status = data.text("status", required=True) or ""
+    if raw_status in DRAFT_STATUSES:
+        return replace(base, ignored_reason=f"{raw_status} order: not placed yet")
+    status = STATUSES.get(raw_status, "placed")
+    total = data.amount("total") or ZERO
+    # The order's `refunds` list each refund with a NEGATIVE `total` string ("-10.00").
+    refunded = sum((abs(refund.amount("total") or ZERO) for refund in data.children("refunds")), ZERO)
+    if status == "refunded":
+        refunded = max(refunded, total)  # WooCommerce sets "refunded" once the whole order is refunded
+    billing = data.child("billing")
+    try:
+        order = Order.build(
+            shop_id=shop.id, order_id=order_id,
+            placed_at=data.moment("date_created_gmt", required=True),  # GMT, written without an offset
+            updated_at=data.moment("date_modified_gmt"),
+            total=total, refunded=refunded, status=status,
+            email=billing.text("email"), phone=billing.text("phone"),  # guests (customer_id 0) have only these
+            customer_id=data.ident("customer_id", required=False),
+            currency=data.text("currency") or shop.currency, default_region=shop.country,
+        )
+    except ValueError as exc:
+        raise PayloadError(f"{data.where}: {exc}") from None
+    return replace(base, actions=(UpsertOrder(order),))
+
+
+def _order_deleted(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
+    return replace(base, actions=(DeleteOrder(order_id=data.ident("id")),))
+
+
+def _customer_seen(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
+    billing = data.child("billing")
+    email = normalise_email(data.text("email") or billing.text("email"))
+    phone = normalise_phone(billing.text("phone"), shop.country)
+    if not (email or phone):
+        return replace(base, ignored_reason="customer without an email or a phone number")
+    return replace(base, actions=(SeeCustomer(email=email, phone=phone),))
+
+
+_Handler = Callable[[Inbound, Fields, ShopSettings], Inbound]
+_HANDLERS: dict[str, _Handler] = {
+    **{topic: _order for topic in ORDER_TOPICS},
+    "order.deleted": _order_deleted,
+    "customer.created": _customer_seen,
+    "customer.updated": _customer_seen,
+}

@@ -1,0 +1,132 @@
+"""A local fake vendor HTTP server on loopback, for end-to-end tests and benchmarks.
+
+A real threaded HTTP server (werkzeug) in a background thread: stagesync talks to it over real
+HTTP through `base_url`. It records every request with its arrival time, and can inject faults:
+a share of answers as 500 or 429 (with Retry-After), answers delayed past the client's timeout,
+or a whole outage. Vendor behaviour is supplied as routes (see `omnisend_routes`).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+Handler = Callable[["FakeVendor", Request, re.Match], Response]
+
+
+@dataclass
+class Faults:
+    error_share: float = 0.0  # share of requests answered 500 or 429
+    retry_after: float = 0.5  # seconds, on the 429s
+    slow_share: float = 0.0  # share of requests answered only after `slow_seconds`
+    slow_seconds: float = 0.0
+    down: bool = False  # every request answered 503
+    seed: int = 1
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    headers: dict
+    body: bytes
+    at: float  # time.monotonic() on arrival
+    answered: int = 0
+
+    @property
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+
+@dataclass
+class FakeVendor:
+    routes: list[tuple[str, re.Pattern, Handler]] = field(default_factory=list)
+    faults: Faults = field(default_factory=Faults)
+    requests: list[Recorded] = field(default_factory=list)
+    state: dict = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self):
+        self._rng = random.Random(self.faults.seed)
+        self._server = None
+        self._thread = None
+
+    def route(self, method: str, pattern: str, handler: Handler) -> None:
+        self.routes.append((method, re.compile(pattern + r"\Z"), handler))
+
+    # --- the WSGI side ----------------------------------------------------------------------
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        recorded = Recorded(request.method, request.path, dict(request.headers), request.get_data(), time.monotonic())
+        with self.lock:
+            self.requests.append(recorded)
+            roll, slow_roll = self._rng.random(), self._rng.random()
+        response = self._answer(request, roll, slow_roll)
+        recorded.answered = response.status_code
+        return response(environ, start_response)
+
+    def _answer(self, request: Request, roll: float, slow_roll: float) -> Response:
+        faults = self.faults
+        if faults.down:
+            return _json({"error": "down for maintenance"}, 503)
+        if slow_roll < faults.slow_share:
+            time.sleep(faults.slow_seconds)
+        if roll < faults.error_share / 2:
+            return _json({"error": "internal error"}, 500)
+        if roll < faults.error_share:
+            return _json({"error": "too many requests"}, 429, {"Retry-After": f"{faults.retry_after:g}"})
+        for method, pattern, handler in self.routes:
+            match = pattern.match(request.path)
+            if method == request.method and match:
+                with self.lock:
+                    return handler(self, request, match)
+        return _json({"error": f"no route {request.method} {request.path}"}, 404)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> str:
+        self._server = make_server("127.0.0.1", 0, self, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def __enter__(self) -> "FakeVendor":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --- measures ---------------------------------------------------------------------------
+
+    def max_requests_in_window(self, seconds: float) -> int:
+        """The most requests that arrived within any window of `seconds` (a sliding window)."""
+        times = sorted(r.at for r in self.requests)
+        best, start = 0, 0
+        for end, t in enumerate(times):
+            while t - times[start] >= seconds:
+                start += 1
+            best = max(best, end - start + 1)
+        return best
+
+
+def _json(payload, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(json.dumps(payload), status=status, headers=headers or {}, mimetype="application/json")
