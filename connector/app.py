@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -36,6 +37,7 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
         "settings": settings,
         "store": store,
         "clock": clock or (lambda: datetime.now(timezone.utc)),
+        "store_lock": threading.Lock(),
     }
     app.register_blueprint(webhooks)
     app.register_blueprint(health)
@@ -55,8 +57,10 @@ def get_store() -> Store:
     """The app's store, opened on first use in each worker process (never at import or fork time)."""
     state = _state()
     if state["store"] is None:
-        state["store"] = Store.open(state["settings"].database_url, migrate=False,
-                                    busy_timeout_ms=WEBHOOK_BUSY_TIMEOUT_MS)
+        with state["store_lock"]:  # gunicorn's threads may all arrive at once
+            if state["store"] is None:
+                state["store"] = Store.open(state["settings"].database_url, migrate=False,
+                                            busy_timeout_ms=WEBHOOK_BUSY_TIMEOUT_MS)
     return state["store"]
 
 

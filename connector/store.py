@@ -484,7 +484,7 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
     return any(s in text for s in ("could not connect", "connection refused", "server closed", "terminating connection",
                                    "database is locked", "unable to open database", "disk i/o error",
-                                   "connection is closed", "no such table"))
+                                   "connection is closed"))
 
 
 def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
