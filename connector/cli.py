@@ -15,10 +15,11 @@ from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from connector import config as config_module
-from connector.errors import ConfigError, StagesyncError, UserError, mask
+from connector.errors import ConfigError, StagesyncError, StorageUnavailableError, UserError, mask
 from connector.orders import normalise_email, normalise_phone
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+LONG_RUNNING = {"serve", "worker", "sync"}  # these log at INFO by default; the rest at WARNING
 
 
 def command(name: str):
@@ -114,6 +115,75 @@ def recompute_command(args: argparse.Namespace) -> int:
     for shop in shops:
         _recompute_and_report(store, shop, now)
     return 0
+
+
+def parse_since(raw: str | None) -> datetime | None:
+    """--since: an ISO 8601 date (midnight UTC) or date-time (UTC when no offset); default none."""
+    if raw is None:
+        return None
+    from connector.csv_import import parse_instant
+
+    try:
+        return parse_instant(raw)
+    except ValueError as exc:
+        raise UserError(f"--since {exc}") from None
+
+
+@command("backfill")
+def backfill_command(args: argparse.Namespace) -> int:
+    from connector.backfill import backfill
+    from connector.progress import Progress
+
+    settings, shop = _shop(args)
+    since = parse_since(args.since)
+    store = open_store(settings)
+    fetching = Progress(f"backfilling {shop.id} from {shop.platform}", unit="orders")
+    recomputing = Progress(f"recomputing {shop.id}", unit="customers")
+    try:
+        result = backfill(store, shop, datetime.now(timezone.utc), since=since, progress=fetching,
+                          recompute_progress=recomputing)
+    finally:
+        fetching.close()
+        recomputing.close()
+    print(f"{'resumed: ' if result.resumed else ''}read {result.fetched:,} order(s) of {shop.id} from "
+          f"{shop.platform}: {result.stored:,} stored or updated, {result.unchanged:,} already up to date, "
+          f"{result.skipped:,} skipped (test orders, drafts, unreadable)")
+    r = result.recompute
+    if r is not None:
+        print(f"recomputed {r.customers:,} customer(s) of {shop.id}: {r.written:,} changed, "
+              f"{r.stage_changes:,} stage change(s), {r.queued:,} sync(s) queued")
+    return 0
+
+
+@command("poll")
+def poll_command(args: argparse.Namespace) -> int:
+    from connector.backfill import poll
+
+    settings = load_settings(args)
+    if args.shop:
+        shops = [settings.shop(args.shop)]
+        if not shops[0].api:
+            raise UserError(f"shop {shops[0].id} has no `api` table in the configuration: nothing to poll")
+    else:
+        shops = [shop for shop in settings.shops.values() if shop.api]
+    if not shops:
+        print("no shop has an `api` table: nothing to poll")
+        return 0
+    store = open_store(settings)
+    failed = False
+    for shop in shops:
+        try:
+            result = poll(store, shop, datetime.now(timezone.utc))
+        except (StorageUnavailableError, KeyboardInterrupt):
+            raise
+        except StagesyncError as exc:  # one shop's failure does not keep the others from being polled
+            print(f"stagesync: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        print(f"polled {shop.id} ({shop.platform}) since {result.since.isoformat() if result.since else '-'}: "
+              f"{result.fetched:,} order(s) read, {result.stored:,} stored or updated, "
+              f"{result.customers:,} customer(s) re-evaluated")
+    return 1 if failed else 0
 
 
 @command("stages")
@@ -222,6 +292,14 @@ def deadletters_command(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("demo")
+def demo_command(args: argparse.Namespace) -> int:
+    from connector import demo
+
+    settings = load_settings(args)
+    return demo.run(settings, args.shop, args.host, args.port, args.orders, args.seed)
+
+
 # --- parsing -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -245,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("recompute", "re-evaluate stages, store and queue what changed")
     p.add_argument("--shop", metavar="ID", help="one shop (default: every shop)")
     at(p)
+    p = add("backfill", "pull historical orders from the shop platform's API, then recompute (resumable)")
+    p.add_argument("--shop", required=True, metavar="ID")
+    p.add_argument("--since", metavar="DATE", help="only orders placed since this ISO 8601 date or date-time "
+                                                    "(default: all the API allows)")
+    p = add("poll", "fetch the orders changed since the last poll, for every shop with an `api` table")
+    p.add_argument("--shop", metavar="ID", help="one shop (default: every shop with an `api` table)")
     p = add("stages", "stage distribution of a shop")
     p.add_argument("--shop", required=True, metavar="ID")
     at(p)
@@ -269,6 +353,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("deadletters", "list, or re-queue, what a destination refused")
     p.add_argument("--shop", metavar="ID")
     p.add_argument("--replay", action="store_true", help="re-queue them for an immediate new attempt")
+    p = add("demo", "serve a demo shop fed with two years of generated, signed Shopify webhooks "
+                    "(starts over on every run)")
+    p.add_argument("--shop", metavar="ID", help="the shop to feed (default: the first Shopify shop)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--orders", type=int, default=3000, metavar="N", help="orders to generate (default 3000)")
+    p.add_argument("--seed", type=int, default=7, help="seed of the order generator (default 7)")
     return parser
 
 
@@ -276,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from connector.logs import configure
 
-    configure()
+    configure("INFO" if args.command in LONG_RUNNING else "WARNING")
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 import phonenumbers
@@ -110,7 +110,10 @@ class Order:
         """An order from raw values: identity normalised, times in UTC, amounts as Decimal."""
         if status not in ORDER_STATUSES:
             raise ValueError(f"unknown order status {status!r}; expected one of {', '.join(ORDER_STATUSES)}")
-        total_d, refunded_d = Decimal(str(total)), Decimal(str(refunded or 0))
+        try:
+            total_d, refunded_d = Decimal(str(total)), Decimal(str(refunded or 0))
+        except InvalidOperation:
+            raise ValueError("amounts must be decimal numbers") from None
         if not total_d.is_finite() or not refunded_d.is_finite():
             raise ValueError("amounts must be finite decimals")
         if total_d < 0 or refunded_d < 0:

@@ -142,7 +142,8 @@ def test_usage_errors_exit_2(config_file):
 
 def test_explain_shows_the_numbers_behind_the_stages(tmp_path, config_file):
     path = tmp_path / "one.csv"
-    path.write_text("order_id,email,placed_at,total\n1,Ann@Example.com ,2026-05-01,10\n2,ann@example.com,2026-05-20,30\n")
+    path.write_text("order_id,email,placed_at,total\n1,Ann@Example.com ,2026-05-01,10\n2,ann@example.com,2026-05-20,30\n"
+                    "3,bob@example.com,2026-05-02,60\n")  # Bob lifts the shop AOV to 33.33: Ann is not high value
     run(config_file, "import", "--shop", "acme", str(path))
     out = run(config_file, "explain", "--shop", "acme", "ANN@example.com", "--at", "2026-06-01").stdout
     assert "rfm             recent" in out and "phases          development" in out

@@ -130,3 +130,48 @@ class FakeVendor:
 
 def _json(payload, status: int = 200, headers: dict | None = None) -> Response:
     return Response(json.dumps(payload), status=status, headers=headers or {}, mimetype="application/json")
+
+
+# --- Omnisend ------------------------------------------------------------------------------------
+# The endpoints adapters/destinations/omnisend.py calls (Omnisend API 2026-03-15): POST /contacts
+# upserts one contact by identifier, POST /batches runs up to 100 contact upserts (synchronously
+# here), POST /events records a custom event. Contacts end up in state["contacts"] by identifier.
+
+def _omnisend_upsert(vendor: FakeVendor, contact: dict) -> str:
+    identifier = contact["identifiers"][0]["id"]
+    stored = vendor.state.setdefault("contacts", {}).setdefault(identifier, {})
+    for name, value in contact.get("customProperties", {}).items():
+        if value is None:
+            stored.pop(name, None)
+        else:
+            stored[name] = value
+    return identifier
+
+
+def _omnisend_contact(vendor: FakeVendor, request: Request, match) -> Response:
+    identifier = _omnisend_upsert(vendor, request.get_json())
+    return _json({"contactID": f"c-{identifier}"})
+
+
+def _omnisend_batch(vendor: FakeVendor, request: Request, match) -> Response:
+    body = request.get_json()
+    if body.get("endpoint") != "contacts" or len(body.get("items", [])) > 100:
+        return _json({"error": "bad batch"}, 400)
+    for item in body["items"]:
+        _omnisend_upsert(vendor, item)
+    vendor.state["batches"] = vendor.state.get("batches", 0) + 1
+    return _json({"batchID": f"b-{vendor.state['batches']}", "status": "inProgress"})
+
+
+def _omnisend_event(vendor: FakeVendor, request: Request, match) -> Response:
+    event = request.get_json()
+    vendor.state.setdefault("events", {})[event["eventID"]] = event  # de-duplicated by eventID
+    return _json({"eventID": event["eventID"]})
+
+
+def omnisend_vendor(faults: Faults | None = None) -> FakeVendor:
+    vendor = FakeVendor(faults=faults or Faults())
+    vendor.route("POST", r"(?:/api)?/contacts", _omnisend_contact)
+    vendor.route("POST", r"(?:/api)?/batches", _omnisend_batch)
+    vendor.route("POST", r"(?:/api)?/events", _omnisend_event)
+    return vendor
