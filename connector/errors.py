@@ -69,6 +69,20 @@ class PlatformApiError(StagesyncError):
     """A shop platform's API (backfill, polling) failed for good, e.g. bad credentials."""
 
 
+class RetriablePlatformError(PlatformApiError):
+    """429, 5xx, a throttled GraphQL query, a timeout: worth another try, after `retry_after`
+    seconds when the platform said how long. Raised as it is once the retries are spent."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None):
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class PlatformAuthError(PlatformApiError):
+    """The platform refused the shop's API credentials (401/403, a failed login)."""
+
+
 def mask(value: str | None, keep: int = 2) -> str:
     """A secret or an email, recognisable but never whole: `ab***@ex***.com`, `sk***`."""
     if not value:

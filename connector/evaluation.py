@@ -49,6 +49,12 @@ class RecomputeResult:
     queued: int = 0
 
 
+def queue_time(now: datetime) -> datetime:
+    """When a sync queued by an evaluation at `now` is due: at once. An evaluation at a future
+    instant (`recompute --at`, a platform clock ahead of ours) must not postpone the sync."""
+    return min(now, datetime.now(timezone.utc))
+
+
 def build_shop_figures(figures: list[tuple[str | None, CustomerFigures]], shop: ShopSettings) -> ShopFigures:
     """The shop's window totals (customer-less orders included) and recency bands."""
     window_amount = sum((f.amount_365d for _, f in figures), ZERO)
@@ -114,7 +120,7 @@ def recompute(store: Store, shop: ShopSettings, now: datetime,
         chunk = keys[start:start + WRITE_CHUNK]
         with store.transaction() as conn:
             store.save_states(conn, shop.id, {k: changed[k] for k in chunk}, now, unless_evaluated_after=started)
-            store.enqueue(conn, shop.id, destinations, chunk, now)
+            store.enqueue(conn, shop.id, destinations, chunk, queue_time(now))
         if progress:
             progress(start + len(chunk), len(keys))
     with store.transaction() as conn:
@@ -155,6 +161,6 @@ def evaluate_customer(store: Store, conn: Connection, shop: ShopSettings, key: s
         return evaluation, False
     store.save_states(conn, shop.id, {key: after}, now)
     store.add_stage_changes(conn, shop.id, stage_changes(key, evaluation, before), now)
-    store.enqueue(conn, shop.id, [d.name for d in shop.destinations], [key], now)
+    store.enqueue(conn, shop.id, [d.name for d in shop.destinations], [key], queue_time(now))
     return evaluation, True
 

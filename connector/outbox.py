@@ -11,10 +11,10 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, and_, delete, func, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 
 from connector.schema import outbox, rate_slots, stage_changes, synced
-from connector.store import Store, canonical_json, from_micros, to_micros
+from connector.store import Store, chunks, canonical_json, from_micros, to_micros
 
 LEASE_MICROS = 5 * 60 * 1_000_000
 
@@ -52,22 +52,21 @@ def _claimable(now_us: int):
                 or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now_us))
 
 
-def claim(store: Store, conn: Connection, worker: str, now: datetime, limit: int,
-          shops: set[str] | None = None) -> list[Item]:
-    """Claim up to `limit` due items of ONE (shop, destination), the one waiting longest."""
-    now_us = to_micros(now)
-    first = select(outbox.c.shop_id, outbox.c.destination).where(_claimable(now_us))
+def due_group(store: Store, conn: Connection, now: datetime, shops: set[str] | None = None) -> tuple[str, str] | None:
+    """The (shop, destination) whose oldest due item has waited longest; None when nothing is due."""
+    query = select(outbox.c.shop_id, outbox.c.destination).where(_claimable(to_micros(now)))
     if shops is not None:
-        first = first.where(outbox.c.shop_id.in_(sorted(shops)))
-    first = first.order_by(outbox.c.due_at).limit(1)
-    if store.dialect == "postgresql":
-        first = first.with_for_update(skip_locked=True)
-    head = conn.execute(first).first()
-    if head is None:
-        return []
+        query = query.where(outbox.c.shop_id.in_(sorted(shops)))
+    row = conn.execute(query.order_by(outbox.c.due_at).limit(1)).first()
+    return None if row is None else (row.shop_id, row.destination)
+
+
+def claim(store: Store, conn: Connection, worker: str, now: datetime, group: tuple[str, str], limit: int) -> list[Item]:
+    """Claim up to `limit` due items of one (shop, destination), oldest first, for `worker`."""
+    now_us = to_micros(now)
     query = (select(outbox.c.id, outbox.c.shop_id, outbox.c.destination, outbox.c.customer_key,
                     outbox.c.attempts, outbox.c.generation)
-             .where(_claimable(now_us), outbox.c.shop_id == head.shop_id, outbox.c.destination == head.destination)
+             .where(_claimable(now_us), outbox.c.shop_id == group[0], outbox.c.destination == group[1])
              .order_by(outbox.c.due_at).limit(limit))
     if store.dialect == "postgresql":
         query = query.with_for_update(skip_locked=True)
@@ -78,44 +77,61 @@ def claim(store: Store, conn: Connection, worker: str, now: datetime, limit: int
     return items
 
 
-def acknowledged(conn: Connection, item: Item) -> Acknowledged | None:
-    row = conn.execute(select(synced.c.properties, synced.c.last_change_id).where(
-        synced.c.shop_id == item.shop_id, synced.c.destination == item.destination,
-        synced.c.customer_key == item.customer_key)).first()
-    return None if row is None else Acknowledged(json.loads(row.properties), row.last_change_id)
+def acknowledged(conn: Connection, shop_id: str, destination: str, keys: list[str]) -> dict[str, Acknowledged]:
+    """What the destination acknowledged last, for each of these contacts that it holds."""
+    found: dict[str, Acknowledged] = {}
+    for chunk in chunks(keys):
+        for row in conn.execute(select(synced.c.customer_key, synced.c.properties, synced.c.last_change_id).where(
+                synced.c.shop_id == shop_id, synced.c.destination == destination, synced.c.customer_key.in_(chunk))):
+            found[row.customer_key] = Acknowledged(json.loads(row.properties), row.last_change_id)
+    return found
 
 
-def changes_after(conn: Connection, shop_id: str, key: str, after_id: int) -> list:
-    return list(conn.execute(select(stage_changes).where(
-        stage_changes.c.shop_id == shop_id, stage_changes.c.customer_key == key, stage_changes.c.id > after_id)
-        .order_by(stage_changes.c.id)))
+def changes_after(conn: Connection, shop_id: str, after: dict[str, int]) -> dict[str, list]:
+    """Each contact's stage changes newer than its watermark (`after[key]`), oldest first."""
+    found: dict[str, list] = {key: [] for key in after}
+    keys = list(after)
+    for chunk in chunks(keys):
+        rows = conn.execute(select(stage_changes).where(
+            stage_changes.c.shop_id == shop_id, stage_changes.c.customer_key.in_(chunk),
+            stage_changes.c.id > min(after[k] for k in chunk)).order_by(stage_changes.c.id))
+        for row in rows:
+            if row.id > after[row.customer_key]:
+                found[row.customer_key].append(row)
+    return found
 
 
-def acknowledge(store: Store, conn: Connection, item: Item, properties: dict, last_change_id: int,
-                now: datetime, forget: bool = False) -> None:
-    """The destination holds `properties`: remember them, and finish the item unless re-queued."""
-    keys = dict(shop_id=item.shop_id, destination=item.destination, customer_key=item.customer_key)
-    if forget:  # a redacted customer: nothing of theirs is kept
-        conn.execute(delete(synced).where(*[synced.c[k] == v for k, v in keys.items()]))
-    else:
-        values = dict(keys, properties=canonical_json(properties), last_change_id=last_change_id,
-                      synced_at=to_micros(now))
-        statement = store._insert(synced).values(**values)
+def acknowledge(store: Store, conn: Connection, done: list[tuple[Item, dict | None, int]], now: datetime) -> None:
+    """The destination now holds these properties (None: the contact was cleared and is forgotten).
+
+    Remembers them and finishes the items (unless re-queued meanwhile)."""
+    if not done:
+        return
+    shop_id, destination = done[0][0].shop_id, done[0][0].destination
+    kept = [dict(shop_id=shop_id, destination=destination, customer_key=item.customer_key,
+                 properties=canonical_json(properties), last_change_id=last_change_id, synced_at=to_micros(now))
+            for item, properties, last_change_id in done if properties is not None]
+    forgotten = [item.customer_key for item, properties, _ in done if properties is None]
+    if kept:
+        statement = store._insert(synced)
         conn.execute(statement.on_conflict_do_update(
             index_elements=[synced.c.shop_id, synced.c.destination, synced.c.customer_key],
-            set_={k: statement.excluded[k] for k in ("properties", "last_change_id", "synced_at")}))
-    finish(conn, item)
+            set_={k: statement.excluded[k] for k in ("properties", "last_change_id", "synced_at")}), kept)
+    for chunk in chunks(forgotten):  # a redacted customer: nothing of theirs is kept
+        conn.execute(delete(synced).where(synced.c.shop_id == shop_id, synced.c.destination == destination,
+                                          synced.c.customer_key.in_(chunk)))
+    finish(conn, [item for item, _, _ in done])
 
 
-def finish(conn: Connection, item: Item) -> None:
-    """Delete the item, unless it was queued again while being sent (then just release it)."""
-    deleted = conn.execute(delete(outbox).where(outbox.c.id == item.id, outbox.c.generation == item.generation))
-    if deleted.rowcount == 0:
-        release(conn, item)
-
-
-def release(conn: Connection, item: Item) -> None:
-    conn.execute(update(outbox).where(outbox.c.id == item.id).values(claimed_by=None, claimed_until=None))
+def finish(conn: Connection, items: list[Item]) -> None:
+    """Delete the items, except those queued again while being sent: those are released instead."""
+    if not items:
+        return
+    conn.execute(delete(outbox).where(outbox.c.id == bindparam("item_id"),
+                                      outbox.c.generation == bindparam("item_generation")),
+                 [{"item_id": i.id, "item_generation": i.generation} for i in items])
+    for chunk in chunks([i.id for i in items]):
+        conn.execute(update(outbox).where(outbox.c.id.in_(chunk)).values(claimed_by=None, claimed_until=None))
 
 
 def reschedule(conn: Connection, item: Item, due: datetime, status: int | None, error: str) -> None:

@@ -73,3 +73,7 @@ class Destination(abc.ABC):
     def requests_for(self, n_updates: int) -> int:
         """How many HTTP requests `upsert_contacts` makes for n items (for the rate limiter)."""
         return -(-n_updates // self.max_batch) if n_updates else 0
+
+    def requests_for_events(self, n_events: int) -> int:
+        """How many HTTP requests `send_events` makes for n events (one each unless batched)."""
+        return n_events

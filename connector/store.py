@@ -24,11 +24,11 @@ from sqlalchemy.exc import DBAPIError
 from connector.errors import StorageUnavailableError
 from connector.orders import Order
 from connector.schema import (
-    customers, data_requests, deliveries, orders, outbox, refunds, shop_figures, stage_changes, synced,
+    customers, data_requests, deliveries, orders, outbox, refunds, shop_figures, stage_changes, sync_cursors, synced,
 )
 from connector.stages import WINDOW, Bands, CustomerFigures
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -242,7 +242,7 @@ class Store:
     def stored_versions(self, conn: Connection, shop_id: str, order_ids: Sequence[str]) -> dict[str, int | None]:
         """order_id -> stored updated_at (micros or None), for the given ids that are stored."""
         found: dict[str, int | None] = {}
-        for chunk in _chunks(order_ids, 500):
+        for chunk in chunks(order_ids, 500):
             found.update(conn.execute(select(orders.c.order_id, orders.c.updated_at).where(
                 orders.c.shop_id == shop_id, orders.c.order_id.in_(chunk))).all())
         return found
@@ -254,6 +254,14 @@ class Store:
         statement = self._insert(orders).on_conflict_do_nothing(index_elements=[orders.c.shop_id, orders.c.order_id])
         conn.execute(statement, [_order_values(o) for o in batch])
         return len(batch)
+
+    def stored_orders(self, conn: Connection, shop_id: str, order_ids: Sequence[str]) -> dict[str, Order]:
+        """order_id -> the stored version, for the given ids that are stored."""
+        found: dict[str, Order] = {}
+        for chunk in chunks(order_ids, 500):
+            for row in conn.execute(select(orders).where(orders.c.shop_id == shop_id, orders.c.order_id.in_(chunk))):
+                found[row.order_id] = _order_from_row(row)
+        return found
 
     def order_customer(self, conn: Connection, shop_id: str, order_id: str) -> tuple[bool, str | None]:
         """(stored?, customer_key) of an order."""
@@ -309,7 +317,7 @@ class Store:
         if key is not None:
             ids.update(conn.execute(select(orders.c.order_id).where(
                 orders.c.shop_id == shop_id, orders.c.customer_key == key)).scalars())
-        for chunk in _chunks(sorted(ids), 500):
+        for chunk in chunks(sorted(ids), 500):
             conn.execute(delete(refunds).where(refunds.c.shop_id == shop_id, refunds.c.order_id.in_(chunk)))
             conn.execute(delete(orders).where(orders.c.shop_id == shop_id, orders.c.order_id.in_(chunk)))
         if key is not None:
@@ -318,7 +326,7 @@ class Store:
 
     def redact_shop(self, conn: Connection, shop_id: str) -> None:
         for table in (orders, refunds, customers, stage_changes, shop_figures, deliveries, data_requests,
-                      outbox, synced):
+                      outbox, synced, sync_cursors):
             conn.execute(delete(table).where(table.c.shop_id == shop_id))
 
     # --- reads: figures ------------------------------------------------------------------------
@@ -403,6 +411,14 @@ class Store:
             customers.c.shop_id == shop_id, customers.c.customer_key == key)).first()
         return None if row is None else StoredState(*row)
 
+    def load_states_for(self, conn: Connection, shop_id: str, keys: Sequence[str]) -> dict[str, StoredState]:
+        found: dict[str, StoredState] = {}
+        for chunk in chunks(keys):
+            rows = conn.execute(select(customers.c.customer_key, *_STATE_COLUMNS).where(
+                customers.c.shop_id == shop_id, customers.c.customer_key.in_(chunk)))
+            found.update((row[0], StoredState(*row[1:])) for row in rows)
+        return found
+
     def save_states(self, conn: Connection, shop_id: str, states: Mapping[str, StoredState], now: datetime,
                     unless_evaluated_after: datetime | None = None) -> None:
         """Upsert states evaluated at `now`. With `unless_evaluated_after`, a row that a webhook
@@ -418,7 +434,7 @@ class Store:
             set_={c.name: statement.excluded[c.name] for c in [*_STATE_COLUMNS, customers.c.evaluated_at]},
             where=None if unless_evaluated_after is None
             else customers.c.evaluated_at <= max(now_us, to_micros(unless_evaluated_after)))
-        for chunk in _chunks(rows, 5_000):
+        for chunk in chunks(rows, 5_000):
             conn.execute(statement, chunk)
 
     def add_stage_changes(self, conn: Connection, shop_id: str,
@@ -426,8 +442,21 @@ class Store:
         """Append (customer_key, model, from_stage, to_stage) rows to the stage history."""
         at = to_micros(now)
         rows = [dict(shop_id=shop_id, customer_key=k, model=m, from_stage=f, to_stage=t, at=at) for k, m, f, t in changes]
-        for chunk in _chunks(rows, 5_000):
+        for chunk in chunks(rows, 5_000):
             conn.execute(stage_changes.insert(), chunk)
+
+    # --- platform API cursors (backfill checkpoints, poll cursors) -----------------------------
+
+    def load_cursor(self, conn: Connection, shop_id: str, kind: str) -> str | None:
+        return conn.execute(select(sync_cursors.c.cursor).where(
+            sync_cursors.c.shop_id == shop_id, sync_cursors.c.kind == kind)).scalar()
+
+    def save_cursor(self, conn: Connection, shop_id: str, kind: str, cursor: str | None, now: datetime) -> None:
+        statement = self._insert(sync_cursors).values(shop_id=shop_id, kind=kind, cursor=cursor,
+                                                     updated_at=to_micros(now))
+        conn.execute(statement.on_conflict_do_update(
+            index_elements=[sync_cursors.c.shop_id, sync_cursors.c.kind],
+            set_=dict(cursor=statement.excluded.cursor, updated_at=statement.excluded.updated_at)))
 
     # --- outbox --------------------------------------------------------------------------------
 
@@ -447,7 +476,7 @@ class Store:
                       if self.dialect == "sqlite" else func.least(outbox.c.due_at, statement.excluded.due_at),
                       attempts=case((outbox.c.state == "dead", 0), else_=outbox.c.attempts),
                       queued_at=statement.excluded.queued_at, generation=outbox.c.generation + 1))
-        for chunk in _chunks(rows, 5_000):
+        for chunk in chunks(rows, 5_000):
             conn.execute(statement, chunk)
 
     def outbox_depth(self, conn: Connection, shop_id: str | None = None) -> int:
@@ -487,7 +516,7 @@ def _is_unavailable(exc: DBAPIError) -> bool:
                                    "connection is closed"))
 
 
-def _chunks(items: Sequence, size: int) -> Iterator[Sequence]:
+def chunks(items: Sequence, size: int = 500) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 

@@ -67,10 +67,10 @@ class _Work:
     forget: bool = False
 
 
-def default_destination_factory(settings: DestinationSettings) -> Destination:
+def default_destination_factory(settings: DestinationSettings, shop_id: str) -> Destination:
     from adapters.destinations import create
 
-    return create(settings)
+    return create(settings, shop=shop_id)
 
 
 class SyncWorker:
@@ -79,8 +79,9 @@ class SyncWorker:
     def __init__(self, store: Store, settings: Settings, *,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
                  sleep: Callable[[float], None] = time.sleep,
-                 destination_factory: Callable[[DestinationSettings], Destination] = default_destination_factory,
-                 worker_id: str | None = None, shops: set[str] | None = None, max_claim: int | None = None):
+                 destination_factory: Callable[[DestinationSettings, str], Destination] = default_destination_factory,
+                 worker_id: str | None = None, shops: set[str] | None = None, max_claim: int | None = None,
+                 metrics=None, retry_initial_seconds: float = 1.0, backoff_base_seconds: float = BACKOFF_BASE_SECONDS):
         self.store = store
         self.settings = settings
         self.clock = clock
@@ -89,6 +90,13 @@ class SyncWorker:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident() % 10_000}"
         self.shops = shops
         self.max_claim = max_claim
+        self.retry_initial_seconds = retry_initial_seconds  # first wait between immediate retries
+        self.backoff_base_seconds = backoff_base_seconds  # first delay of a rescheduled item
+        if metrics is None:  # counts requests and dead letters for GET /metrics (connector.metrics)
+            from connector.metrics import worker_metrics
+
+            metrics = worker_metrics()
+        self.metrics = metrics
         self._destinations: dict[tuple[str, str], Destination] = {}
 
     # --- loops ---------------------------------------------------------------------------------
@@ -115,64 +123,75 @@ class SyncWorker:
     def _destination(self, shop: ShopSettings, settings: DestinationSettings) -> Destination:
         key = (shop.id, settings.name)
         if key not in self._destinations:
-            self._destinations[key] = self.destination_factory(settings)
+            self._destinations[key] = self.destination_factory(settings, shop.id)
         return self._destinations[key]
 
     def run_once(self) -> SyncStats:
+        """Claim what one vendor call can carry for the longest-waiting (shop, destination); send it."""
         stats = SyncStats()
         now = self.clock()
         with self.store.transaction() as conn:
-            items = outbox.claim(self.store, conn, self.worker_id, now, self.max_claim or 1000, self.shops)
-        if not items:
+            group = outbox.due_group(self.store, conn, now, self.shops)
+        if group is None:
             return stats
-        stats.claimed = len(items)
-        shop = self.settings.shops.get(items[0].shop_id)
-        dest_settings = next((d for d in shop.destinations if d.name == items[0].destination), None) if shop else None
+        shop = self.settings.shops.get(group[0])
+        dest_settings = next((d for d in shop.destinations if d.name == group[1]), None) if shop else None
         if shop is None or dest_settings is None:
-            with self.store.transaction() as conn:
-                for item in items:
-                    outbox.bury(conn, item, None, f"destination {item.destination!r} of shop {item.shop_id!r} "
-                                                  f"is no longer configured")
-            stats.dead += len(items)
-            return stats
+            return self._bury_unconfigured(group, now, stats)
         destination = self._destination(shop, dest_settings)
-        batch = items[:destination.max_batch] if len(items) > destination.max_batch else items
-        if len(batch) < len(items):
-            with self.store.transaction() as conn:
-                for item in items[len(batch):]:
-                    outbox.release(conn, item)
-        work = self._prepare(batch, shop, dest_settings, destination, now)
-        stats.skipped = len(batch) - len(work)
+        limit = min(destination.max_batch, self.max_claim or destination.max_batch)
+        with self.store.transaction() as conn:
+            items = outbox.claim(self.store, conn, self.worker_id, now, group, limit)
+        stats.claimed = len(items)
+        work = self._prepare(items, shop, dest_settings, destination, now) if items else []
+        stats.skipped = len(items) - len(work)
         if work:
             self._send(work, shop, dest_settings, destination, stats)
+        return stats
+
+    def _bury_unconfigured(self, group: tuple[str, str], now: datetime, stats: SyncStats) -> SyncStats:
+        with self.store.transaction() as conn:
+            items = outbox.claim(self.store, conn, self.worker_id, now, group, 1000)
+            for item in items:
+                outbox.bury(conn, item, None, f"destination {item.destination!r} of shop {item.shop_id!r} "
+                                              f"is no longer configured")
+        stats.claimed = stats.dead = len(items)
+        self.metrics.dead_letter(group[0], group[1], len(items))
         return stats
 
     def _prepare(self, items, shop: ShopSettings, dest: DestinationSettings, destination: Destination,
                  now: datetime) -> list[_Work]:
         """Decide what each item needs; finish at once those already as desired."""
+        keys = [item.customer_key for item in items]
         todo: list[_Work] = []
+        finished: list[outbox.Item] = []
+        watermarks: list[tuple[outbox.Item, dict, int]] = []
         with self.store.transaction() as conn:
+            states = self.store.load_states_for(conn, shop.id, keys)
+            acks = outbox.acknowledged(conn, shop.id, dest.name, keys)
+            changes = outbox.changes_after(conn, shop.id, {k: acks[k].last_change_id if k in acks else 0 for k in keys})
             for item in items:
-                state = self.store.load_state(conn, shop.id, item.customer_key)
-                ack = outbox.acknowledged(conn, item)
+                state, ack = states.get(item.customer_key), acks.get(item.customer_key)
                 properties = desired_properties(state, shop, dest)
                 last_change_id = ack.last_change_id if ack else 0
                 events: list[StageChange] = []
                 if state is not None:
-                    changes = outbox.changes_after(conn, shop.id, item.customer_key, last_change_id)
-                    last_change_id = changes[-1].id if changes else last_change_id
+                    new_changes = changes[item.customer_key]
+                    last_change_id = new_changes[-1].id if new_changes else last_change_id
                     if dest.events and destination.supports_events:
-                        events = [self._event(shop, item.customer_key, c, properties) for c in changes
+                        events = [self._event(shop, item.customer_key, c, properties) for c in new_changes
                                   if c.from_stage is not None and from_micros(c.at) >= now - EVENT_MAX_AGE]
                 if state is None and ack is None:
-                    outbox.finish(conn, item)  # never written anywhere: nothing to clear
+                    finished.append(item)  # never written anywhere: nothing to clear
                 elif ack is not None and ack.properties == properties and not events:
                     if last_change_id != ack.last_change_id:
-                        outbox.acknowledge(self.store, conn, item, properties, last_change_id, now)
+                        watermarks.append((item, properties, last_change_id))
                     else:
-                        outbox.finish(conn, item)
+                        finished.append(item)
                 else:
                     todo.append(_Work(item, properties, last_change_id, events, forget=state is None))
+            outbox.finish(conn, finished)
+            outbox.acknowledge(self.store, conn, watermarks, now)
         return todo
 
     @staticmethod
@@ -193,7 +212,7 @@ class SyncWorker:
                 failures[failure.index] = failure.error
             events = [(i, e) for i, w in enumerate(work) if i not in failures for e in w.events]
             if events:
-                sent = self._call(shop, dest, destination, len(events),
+                sent = self._call(shop, dest, destination, destination.requests_for_events(len(events)),
                                   lambda: destination.send_events([e for _, e in events]), stats)
                 for failure in sent:
                     failures.setdefault(events[failure.index][0], failure.error)
@@ -202,11 +221,11 @@ class SyncWorker:
             failures = {i: exc for i in range(len(work))}
         now = self.clock()
         with self.store.transaction() as conn:
+            done = []
             for index, w in enumerate(work):
                 error = failures.get(index)
                 if error is None:
-                    outbox.acknowledge(self.store, conn, w.item, w.properties, w.last_change_id, now, w.forget)
-                    stats.sent += 1
+                    done.append((w.item, None if w.forget else w.properties, w.last_change_id))
                 elif isinstance(error, RetriableDestinationError) and w.item.attempts + 1 < MAX_ATTEMPTS:
                     outbox.reschedule(conn, w.item, now + timedelta(seconds=self._backoff(w.item.attempts, error)),
                                       error.status, scrub(str(error)))
@@ -215,8 +234,11 @@ class SyncWorker:
                     status = getattr(error, "status", None)
                     outbox.bury(conn, w.item, status, scrub(str(error)))
                     stats.dead += 1
+                    self.metrics.dead_letter(shop.id, dest.name)
                     log.warning("dead letter shop=%s destination=%s status=%s error=%s", shop.id, dest.name,
                                 status, scrub(str(error)))
+            outbox.acknowledge(self.store, conn, done, now)
+            stats.sent += len(done)
 
     def _call(self, shop: ShopSettings, dest: DestinationSettings, destination: Destination, cost: int,
               call: Callable[[], list], stats: SyncStats) -> list:
@@ -234,10 +256,18 @@ class SyncWorker:
             if wait > 0:
                 self.sleep(wait)
             stats.requests += cost
-            return call()
+            try:
+                result = call()
+            except DestinationError as exc:
+                outcome = "retriable" if isinstance(exc, RetriableDestinationError) else "fatal"
+                self.metrics.sync_request(shop.id, dest.name, outcome, cost)
+                raise
+            self.metrics.sync_request(shop.id, dest.name, "ok", cost)
+            return result
 
         def wait_for(state: tenacity.RetryCallState) -> float:
-            backoff = tenacity.wait_exponential_jitter(initial=1, max=IMMEDIATE_MAX_WAIT_SECONDS)(state)
+            backoff = tenacity.wait_exponential_jitter(initial=self.retry_initial_seconds,
+                                                       max=IMMEDIATE_MAX_WAIT_SECONDS)(state)
             error = state.outcome.exception() if state.outcome else None
             return max(backoff, getattr(error, "retry_after", None) or 0)
 
@@ -248,9 +278,8 @@ class SyncWorker:
                                             scrub(str(s.outcome.exception()))))
         return retrying(attempt)
 
-    @staticmethod
-    def _backoff(attempts: int, error: RetriableDestinationError) -> float:
-        delay = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (attempts + IMMEDIATE_RETRIES))
+    def _backoff(self, attempts: int, error: RetriableDestinationError) -> float:
+        delay = min(BACKOFF_CAP_SECONDS, self.backoff_base_seconds * 2 ** (attempts + IMMEDIATE_RETRIES))
         return max(delay * random.uniform(0.5, 1.0), error.retry_after or 0)
 
 

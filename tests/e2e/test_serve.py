@@ -32,10 +32,10 @@ def test_webhooks_over_http_become_stages_and_no_secret_or_email_is_logged(tmp_p
     with Server(config, tmp_path / "server.log", "--no-worker", env={"STAGESYNC_LOG_LEVEL": "DEBUG"}) as server:
         for shop_id, delivery in deliveries:
             answer = requests.post(f"{server.url}/webhooks/{shop_id}", data=delivery.body, headers=delivery.headers,
-                                   timeout=5)
+                                   timeout=30)
             assert (answer.status_code, answer.json()) == (200, {"status": "accepted"})
         assert requests.post(f"{server.url}/webhooks/shopify", data=bad.body, headers=bad.headers,
-                             timeout=5).status_code == 401
+                             timeout=30).status_code == 401
         logs = server.logs()
 
     shopify_rows = {r["email"]: r for r in csv.DictReader(io.StringIO(run(config, "export", "--shop", "shopify").stdout))}

@@ -134,8 +134,8 @@ def _json(payload, status: int = 200, headers: dict | None = None) -> Response:
 
 # --- Omnisend ------------------------------------------------------------------------------------
 # The endpoints adapters/destinations/omnisend.py calls (Omnisend API 2026-03-15): POST /contacts
-# upserts one contact by identifier, POST /batches runs up to 100 contact upserts (synchronously
-# here), POST /events records a custom event. Contacts end up in state["contacts"] by identifier.
+# upserts one contact by identifier, POST /batches runs up to 100 contact upserts or events
+# (synchronously here), POST /events records a custom event. Contacts end up in state["contacts"] by identifier.
 
 def _omnisend_upsert(vendor: FakeVendor, contact: dict) -> str:
     identifier = contact["identifiers"][0]["id"]
@@ -155,10 +155,13 @@ def _omnisend_contact(vendor: FakeVendor, request: Request, match) -> Response:
 
 def _omnisend_batch(vendor: FakeVendor, request: Request, match) -> Response:
     body = request.get_json()
-    if body.get("endpoint") != "contacts" or len(body.get("items", [])) > 100:
+    if body.get("endpoint") not in ("contacts", "events") or not 1 <= len(body.get("items", [])) <= 100:
         return _json({"error": "bad batch"}, 400)
     for item in body["items"]:
-        _omnisend_upsert(vendor, item)
+        if body["endpoint"] == "contacts":
+            _omnisend_upsert(vendor, item)
+        else:
+            vendor.state.setdefault("events", {})[item["eventID"]] = item
     vendor.state["batches"] = vendor.state.get("batches", 0) + 1
     return _json({"batchID": f"b-{vendor.state['batches']}", "status": "inProgress"})
 

@@ -169,3 +169,17 @@ def test_redacting_a_customer_removes_orders_state_and_history(store, shop):
     with store.transaction() as conn:
         store.redact_shop(conn, "acme")
     assert count(store, orders) == count(store, customers) == count(store, outbox) == 0
+
+
+def test_a_recompute_at_a_future_instant_queues_the_sync_for_now(store, shop):
+    from datetime import datetime, timezone
+
+    from connector.store import to_micros
+
+    wall_clock = datetime.now(timezone.utc)
+    with store.transaction() as conn:
+        store.upsert_order(conn, order("1", days_ago=-1000))  # placed "now" relative to a far future instant
+    evaluation.recompute(store, shop, wall_clock + timedelta(days=40))
+    with store.read() as conn:
+        due = conn.execute(select(outbox.c.due_at)).scalar_one()
+    assert due <= to_micros(datetime.now(timezone.utc))

@@ -97,7 +97,7 @@ def clock():
 
 
 def worker(store, settings, fake, clock, **kw) -> SyncWorker:
-    return SyncWorker(store, settings, clock=clock, sleep=clock.sleep, destination_factory=lambda _: fake, **kw)
+    return SyncWorker(store, settings, clock=clock, sleep=clock.sleep, destination_factory=lambda *_: fake, **kw)
 
 
 def add_orders(store, *specs):
@@ -226,7 +226,7 @@ def test_two_workers_never_send_the_same_contact_at_once(store, shop_settings, f
     add_orders(store, *[(f"c{i}@example.com", 5, "100") for i in range(60)])
     evaluation.recompute(store, shop, NOW)
     fake.max_batch = 5
-    workers = [SyncWorker(store, shop_settings, destination_factory=lambda _: fake, worker_id=f"w{i}", max_claim=5)
+    workers = [SyncWorker(store, shop_settings, destination_factory=lambda *_: fake, worker_id=f"w{i}", max_claim=5)
                for i in range(2)]
     threads = [threading.Thread(target=w.drain) for w in workers]
     for t in threads:

@@ -1,0 +1,294 @@
+"""What every HTTP destination shares: one session factory, one response classifier, one retry helper.
+
+The habit is meltano sdk's (`singer_sdk/exceptions.py`, `streams/rest.py`): a single function decides
+whether a vendor answer is worth retrying (429, 5xx, timeouts, dropped connections) or not (any
+other 4xx), and retries wrap exactly that. Messages carry the vendor's status and error text, with
+every email and the account's secrets masked, so they can go to logs and dead letters as they are.
+
+`HttpDestination` holds what the vendor adapters have in common (settings, session, `call()`); each
+adapter in `adapters/destinations/` adds only its vendor's shapes.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from connector.config import DestinationSettings
+from connector.errors import FatalDestinationError, RetriableDestinationError, mask, scrub
+from connector.ports import Destination, ItemFailure, PropertyValue
+
+TIMEOUT = (5, 15)  # seconds: to connect, then between bytes of the answer
+MAX_MESSAGE = 300  # characters of a vendor's error text kept in a message
+
+T = TypeVar("T")
+
+
+def user_agent() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"stagesync/{version('stagesync')}"
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "stagesync/0"
+
+
+def make_session() -> requests.Session:
+    """A session for one destination account (keep-alive, our User-Agent). Timeouts go on each call."""
+    s = requests.Session()
+    s.headers["User-Agent"] = user_agent()
+    return s
+
+
+# --- classification -----------------------------------------------------------------------------
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """A `Retry-After` value (RFC 9110 10.2.3: delay-seconds or an HTTP-date) in seconds from now."""
+    if not value or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(0.0, (moment - (now or datetime.now(timezone.utc))).total_seconds())
+
+
+def hide(text: str, secrets: Iterable[str]) -> str:
+    """`text` with each secret masked and every email address masked."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, mask(secret))
+    return scrub(text)
+
+
+def vendor_message(response: requests.Response) -> str:
+    """The vendor's own words about a failure, from the usual JSON error shapes or the raw text."""
+    try:
+        body = response.json()
+    except ValueError:
+        return " ".join(response.text.split())[:MAX_MESSAGE]
+    parts: list[str] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("title", "detail", "message", "error", "field", "code", "error_code"):
+                value = node.get(key)
+                if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value) not in parts:
+                    parts.append(str(value))
+            for key in ("errors", "error"):
+                if isinstance(node.get(key), (list, dict)):
+                    collect(node[key])
+        elif isinstance(node, list):
+            for item in node[:5]:
+                collect(item)
+
+    collect(body)
+    return ("; ".join(parts) or " ".join(response.text.split()))[:MAX_MESSAGE]
+
+
+def _where(method: str, url: str) -> str:
+    return f"{method} {urlsplit(url).path or '/'}"  # never the query string: tokens live there
+
+
+def classify(response: requests.Response, destination: str, *, retry_after: float | None = None,
+             secrets: Iterable[str] = (), now: datetime | None = None) -> None:
+    """Return quietly on 1xx-3xx; raise RetriableDestinationError on 429 and 5xx (waiting `Retry-After`,
+    else the vendor's own `retry_after` field), FatalDestinationError on any other 4xx."""
+    status = response.status_code
+    if status < 400:
+        return
+    request = response.request
+    where = _where(request.method or "?", request.url or "") if request is not None else "request"
+    summary = f"{destination}: {where} -> {status} {response.reason or ''}".rstrip()
+    message = hide(f"{summary}: {vendor_message(response)}", secrets)
+    if status == 429 or status >= 500:
+        header = retry_after_seconds(response.headers.get("Retry-After"), now)
+        raise RetriableDestinationError(message, status=status, destination=destination,
+                                        retry_after=header if header is not None else retry_after)
+    raise FatalDestinationError(message, status=status, destination=destination)
+
+
+def send(http: requests.Session, method: str, url: str, *, destination: str, secrets: Iterable[str] = (),
+         retry_after: Callable[[requests.Response], float | None] | None = None, accept: Iterable[int] = (),
+         timeout: tuple[float, float] = TIMEOUT, **kwargs) -> requests.Response:
+    """One vendor call with our timeouts, classified: it returns a successful answer, or one whose
+    status the caller `accept`s to read itself; anything else is raised. `retry_after` reads the
+    vendor's own "wait this long" from a 429/5xx answer that has no Retry-After header."""
+    secrets = tuple(secrets)
+    try:
+        response = http.request(method, url, timeout=timeout, **kwargs)
+    except requests.Timeout:
+        raise RetriableDestinationError(f"{destination}: {_where(method, url)}: no answer within "
+                                        f"{timeout[0]:g} s to connect or {timeout[1]:g} s to read",
+                                        destination=destination) from None
+    except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+        message = f"{destination}: {_where(method, url)}: connection failed ({type(exc).__name__})"
+        raise RetriableDestinationError(message, destination=destination) from None
+    except requests.RequestException as exc:  # a request that cannot be made (bad URL, header...)
+        message = hide(f"{destination}: {_where(method, url)}: {type(exc).__name__}: {exc}", secrets)
+        raise FatalDestinationError(message, destination=destination) from None
+    if response.status_code in set(accept):
+        return response
+    vendor_wait = None
+    if response.status_code == 429 or response.status_code >= 500:
+        vendor_wait = retry_after(response) if retry_after else None
+    classify(response, destination, retry_after=vendor_wait, secrets=secrets)
+    return response
+
+
+# --- retries ------------------------------------------------------------------------------------
+
+class _at_least_retry_after(wait_base):
+    """Wait as `backoff` says, but never less than the `retry_after` the vendor asked for."""
+
+    def __init__(self, backoff: wait_base):
+        self.backoff = backoff
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        return max(self.backoff(retry_state), getattr(error, "retry_after", None) or 0.0)
+
+
+class _vendor_wait_exceeds(stop_base):
+    """Stop when the vendor asks for a longer pause than we hold a worker for: reschedule instead."""
+
+    def __init__(self, max_wait: float):
+        self.max_wait = max_wait
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        return (getattr(error, "retry_after", None) or 0.0) > self.max_wait
+
+
+def with_retries(fn: Callable[[], T], *, attempts: int = 3, max_wait: float = 30.0, initial: float = 1.0,
+                 sleep: Callable[[float], None] = time.sleep) -> T:
+    """Call `fn`, retrying RetriableDestinationError only, with jittered exponential backoff capped at
+    `max_wait` and never sooner than the error's `retry_after`. The last error is raised as it is; so
+    is one whose `retry_after` exceeds `max_wait` (the caller reschedules rather than block)."""
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception_type(RetriableDestinationError),
+        stop=tenacity.stop_after_attempt(attempts) | _vendor_wait_exceeds(max_wait),
+        wait=_at_least_retry_after(tenacity.wait_exponential_jitter(initial=initial, max=max_wait)),
+        sleep=sleep,
+        reraise=True,
+    )
+    return retrying(fn)
+
+
+# --- the common part of the vendor adapters ------------------------------------------------------
+
+def iso_utc(moment: datetime) -> str:
+    """RFC 3339 in UTC with a Z, the form every vendor accepts."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def one_by_one(items: Sequence[T], send_one: Callable[[T], object]) -> list[ItemFailure]:
+    """Send items one request each. A refusal (fatal) concerns its item only; a transient failure
+    stops the run: on the first item the whole call failed (raised), later it fails the rest.
+    A single item's failure is the whole call's, and raised."""
+    if len(items) == 1:
+        send_one(items[0])
+        return []
+    failures: list[ItemFailure] = []
+    for index, item in enumerate(items):
+        try:
+            send_one(item)
+        except FatalDestinationError as exc:
+            failures.append(ItemFailure(index, exc))
+        except RetriableDestinationError as exc:
+            if index == 0:
+                raise
+            failures.extend(ItemFailure(i, exc) for i in range(index, len(items)))
+            break
+    return failures
+
+
+# How each field of SPEC 2.3 is typed in a tool that types its properties.
+FIELD_KINDS = {"rfm": "text", "phases": "text", "orders_365d": "number", "orders_total": "number",
+               "aov_365d": "number", "total_spent": "number", "first_order_date": "date",
+               "last_order_date": "date", "rfm_since": "date"}
+
+
+class HttpDestination(Destination):
+    """Settings, one session and `call()`: what every vendor adapter has in common."""
+
+    base_url_default: ClassVar[str] = ""
+    options: ClassVar[frozenset[str]] = frozenset({"api_key"})  # the keys this type accepts
+    has_events: ClassVar[bool] = False  # whether the vendor takes events at all
+
+    def __init__(self, settings: DestinationSettings, session: requests.Session | None = None, *,
+                 shop: str | None = None):
+        self.name = settings.name
+        self.shop = shop  # the shop this account belongs to (sent by the webhook destination)
+        self.properties = dict(settings.properties)  # property name in the tool -> field (SPEC 2.3)
+        self.api_key = str(settings.options.get("api_key") or "")
+        self.base_url = (settings.base_url or self.base_url_default).rstrip("/")
+        self.rate_per_minute = settings.rate_per_minute or self.default_rate_per_minute
+        self.supports_events = bool(settings.events and self.has_events)
+        self.session = session if session is not None else make_session()
+        read_timeout = settings.options.get("timeout")  # optional: seconds to wait for an answer
+        self.timeout = (TIMEOUT[0], float(read_timeout)) if read_timeout else TIMEOUT
+
+    @classmethod
+    def problems(cls, settings: DestinationSettings) -> list[str]:
+        """What keeps this configuration from working (for `stagesync check-config`); never a secret."""
+        found = [f"{key}: unknown option for {cls.type_name} (options: {', '.join(sorted(cls.options)) or 'none'})"
+                 for key in sorted(set(settings.options) - cls.options - {"timeout"})]
+        timeout = settings.options.get("timeout")
+        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
+            found.append("timeout: must be a positive number of seconds")
+        if "api_key" in cls.options:
+            key = settings.options.get("api_key")
+            if not isinstance(key, str) or not key.strip():
+                found.append("api_key: is required (the account's API key, e.g. \"${SHOP_" +
+                             cls.type_name.upper() + "_KEY}\")")
+        return found
+
+    # --- helpers for the subclasses ---
+
+    def headers(self) -> dict[str, str]:
+        """The vendor's authentication and content headers."""
+        return {}
+
+    def vendor_retry_after(self, response: requests.Response) -> float | None:
+        """The vendor's own "wait this long" on a 429/5xx, when it has one besides Retry-After."""
+        return None
+
+    def call(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {**self.headers(), **kwargs.pop("headers", {})}
+        return send(self.session, method, self.base_url + path, destination=self.name, secrets=(self.api_key,),
+                    retry_after=self.vendor_retry_after, headers=headers, timeout=self.timeout, **kwargs)
+
+    def kind(self, prop: str) -> str:
+        return FIELD_KINDS.get(self.properties.get(prop, ""), "text")
+
+    def typed(self, prop: str, value: PropertyValue) -> Any:
+        """A value as JSON for a typed tool: counts and amounts as numbers, the rest as written."""
+        if value is None or self.kind(prop) != "number" or isinstance(value, int):
+            return value
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            return value
+        return float(number) if "." in str(value) else int(number)
+
+    def typed_properties(self, properties: Mapping[str, PropertyValue]) -> dict[str, Any]:
+        return {name: self.typed(name, value) for name, value in properties.items()}
