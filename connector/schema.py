@@ -147,3 +147,13 @@ rate_slots = Table(
     Column("key", String(160), primary_key=True),
     Column("next_free_at", BigInteger, nullable=False),
 )
+
+# Where each shop's platform API reading stands: `backfill` holds the checkpoint of a running or
+# finished backfill (JSON, see connector.backfill), `poll` the instant the last poll started.
+sync_cursors = Table(
+    "sync_cursors", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # backfill | poll
+    Column("cursor", Text),
+    Column("updated_at", BigInteger, nullable=False),
+)
