@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test package bench clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,9 @@ run: $(INSTALLED)
 
 test: $(INSTALLED)
 	$(BIN)/pytest
+
+package: $(INSTALLED)
+	deploy/package.sh
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/recompute.py

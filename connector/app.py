@@ -18,7 +18,9 @@ from flask import Blueprint, Flask, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from connector.config import Settings
-from connector.errors import PayloadError, SignatureError, StorageUnavailableError, UnknownShopError, mask
+from connector.errors import (
+    PayloadError, PlatformApiError, SignatureError, StorageUnavailableError, UnknownShopError, mask,
+)
 from connector.store import Store
 
 MAX_BODY_BYTES = 1024 * 1024  # SPEC section 4: 413 beyond 1 MiB
@@ -42,6 +44,10 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
     app.register_blueprint(webhooks)
     app.register_blueprint(health)
     app.register_blueprint(admin)
+    from connector import dashboard, metrics
+
+    app.register_blueprint(metrics.blueprint)
+    app.register_blueprint(dashboard.blueprint)
     app.before_request(_start_request)
     app.errorhandler(StorageUnavailableError)(lambda exc: (jsonify(error="storage unavailable"), 503))
     app.errorhandler(RequestEntityTooLarge)(lambda exc: (jsonify(error="body over 1 MiB"), 413))
@@ -91,15 +97,23 @@ def receive_webhook(shop_id: str):
     except StorageUnavailableError:
         _log_answer(shop, 503, reason="storage unavailable")
         return jsonify(error="storage unavailable, retry later"), 503
+    except PlatformApiError as exc:  # the order could not be fetched (BigCommerce): the platform retries
+        _log_answer(shop, 503, reason=str(exc))
+        return jsonify(error="the order could not be read from the platform's API, retry later"), 503
     _log_answer(shop, 200, topic=receipt.topic, status=receipt.status, reason=receipt.reason)
     return jsonify(status=receipt.status), 200
 
 
 def _log_answer(shop, code: int, **fields) -> None:
+    from connector.metrics import metrics_of
+
     elapsed_ms = (time.perf_counter() - g.started) * 1000
     details = " ".join(f"{k}={v}" for k, v in fields.items() if v)
     log.info("webhook shop=%s platform=%s answer=%s %s ms=%.1f request_id=%s", shop.id, shop.platform, code,
-             details, elapsed_ms, g.request_id)
+             details, elapsed_ms, g.request_id,
+             extra={"shop": shop.id, "platform": shop.platform, "request_id": g.request_id, "answer": code,
+                    "topic": fields.get("topic"), "status": fields.get("status"), "ms": round(elapsed_ms, 1)})
+    metrics_of(current_app).webhook(shop.id, shop.platform, code, fields.get("status"))
 
 
 # --- health ------------------------------------------------------------------------------------

@@ -70,6 +70,10 @@ def check_config(args: argparse.Namespace) -> int:
         for shop in settings.shops.values():
             for destination in shop.destinations:
                 problems += [f"shops[{shop.id}].destinations[{destination.name}]: {p}" for p in validate(destination)]
+    from adapters.platforms.api import api_problems
+
+    for shop in settings.shops.values():
+        problems += api_problems(shop)
     if problems:
         raise ConfigError(problems)
     print(f"{settings.source}: OK, {len(settings.shops)} shop(s): {', '.join(sorted(settings.shops)) or '-'}")
@@ -355,10 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", action="store_true", help="re-queue them for an immediate new attempt")
     p = add("demo", "serve a demo shop fed with two years of generated, signed Shopify webhooks "
                     "(starts over on every run)")
-    p.add_argument("--shop", metavar="ID", help="the shop to feed (default: the first Shopify shop)")
+    p.add_argument("--shop", metavar="ID", default="demo",
+                   help="the shop to erase and feed: Shopify, log destination only (default: demo)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--orders", type=int, default=3000, metavar="N", help="orders to generate (default 3000)")
+    p.add_argument("--orders", type=int, default=1200, metavar="N", help="orders to generate (default 1200)")
     p.add_argument("--seed", type=int, default=7, help="seed of the order generator (default 7)")
     return parser
 

@@ -49,8 +49,10 @@ def receive(store: Store, shop: ShopSettings, headers: Mapping[str, str], body: 
         return Receipt("ignored", "ping", "webhook creation ping")
     platform.verify(headers, body, shop.webhook_secret, now)
     delivery = platform.parse(headers, body, shop)
-    if delivery.fetch_order_id is not None:
-        delivery = platform.fetch(shop, delivery)  # platforms whose webhook carries only an id
+    if delivery.fetch_order_id is not None:  # platforms whose webhook carries only an id
+        if delivery.delivery_id and store.delivery_seen(shop.id, delivery.delivery_id):
+            return Receipt("duplicate", delivery.topic)  # no API call for a repeated callback
+        delivery = platform.fetch(shop, delivery)
     if not delivery.actions:
         return Receipt("ignored", delivery.topic, delivery.ignored_reason)
     at = evaluation_instant(delivery.actions, now)

@@ -28,15 +28,21 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": scrub(record.getMessage()),
         }
-        for key in ("shop", "platform", "request_id", "destination"):
-            if hasattr(record, key):
-                entry[key] = getattr(record, key)
+        for key in ("shop", "platform", "request_id", "destination", "answer", "topic", "status", "ms"):
+            value = getattr(record, key, None)
+            if value is not None:
+                entry[key] = scrub(value) if isinstance(value, str) else value
         if record.exc_info:
             entry["exception"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure(level: str | None = None) -> None:
+QUIET_LIBRARIES = ("alembic", "urllib3", "werkzeug")
+
+
+def configure(default_level: str = "INFO") -> None:
+    """Log to stderr at $STAGESYNC_LOG_LEVEL, else `default_level` (the CLI keeps one-shot
+    commands at WARNING so their output is only what they print)."""
     handler = logging.StreamHandler(sys.stderr)
     if os.environ.get("STAGESYNC_LOG_FORMAT", "").lower() == "json":
         handler.setFormatter(JsonFormatter())
@@ -44,4 +50,6 @@ def configure(level: str | None = None) -> None:
         handler.setFormatter(TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel((level or os.environ.get("STAGESYNC_LOG_LEVEL") or "INFO").upper())
+    root.setLevel((os.environ.get("STAGESYNC_LOG_LEVEL") or default_level).upper())
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)

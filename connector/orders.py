@@ -21,6 +21,13 @@ _EXCLUDED_STATUSES = frozenset({"cancelled", "voided", "deleted"})
 
 ZERO = Decimal(0)
 _SPACES = re.compile(r"[\s().\-/]")
+# Bounds that keep every stored value exact and within its column (connector/schema.py): amounts
+# are 64-bit integer millionths, so one order stays far below 9.2e12; instants are UTC microseconds.
+MAX_AMOUNT = Decimal(10) ** 10
+EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
+MAX_TEXT = {"order_id": 128, "email": 320, "customer_id": 128}
+_CURRENCY = re.compile(r"[A-Z]{3}")
 
 
 def normalise_email(raw: str | None) -> str | None:
@@ -61,10 +68,30 @@ def customer_key(email: str | None, phone: str | None) -> str | None:
 
 
 def to_utc(moment: datetime) -> datetime:
-    """An aware UTC datetime; a naive one is taken as UTC (SPEC section 6)."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+    """An aware UTC datetime; a naive one is taken as UTC (SPEC section 6). ValueError outside
+    the years 1900 to 2199 (an instant at datetime's own bounds cannot even be moved to UTC)."""
+    try:
+        utc = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    except OverflowError:
+        raise ValueError(f"{moment.year:04d}-... is not a plausible date") from None
+    if not EARLIEST <= utc < LATEST:
+        raise ValueError(f"{utc.date().isoformat()} is outside the years {EARLIEST.year} to {LATEST.year - 1}")
+    return utc
+
+
+def _text(name: str, value: str | None) -> str | None:
+    """A text value that the database can hold: no NUL, valid Unicode, within its column."""
+    if value is None:
+        return None
+    if "\x00" in value:
+        raise ValueError(f"{name} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"{name} is not valid Unicode text") from None
+    if len(value) > MAX_TEXT.get(name, 320):
+        raise ValueError(f"{name} is longer than {MAX_TEXT.get(name, 320)} characters")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,17 +145,21 @@ class Order:
             raise ValueError("amounts must be finite decimals")
         if total_d < 0 or refunded_d < 0:
             raise ValueError("amounts must not be negative")
+        if total_d > MAX_AMOUNT or refunded_d > MAX_AMOUNT:
+            raise ValueError(f"amounts must not exceed {MAX_AMOUNT:,}")
+        if currency and not _CURRENCY.fullmatch(currency.upper()):
+            raise ValueError("currency must be a 3-letter ISO 4217 code")
         return cls(
             shop_id=shop_id,
-            order_id=str(order_id),
+            order_id=_text("order_id", str(order_id)),
             placed_at=to_utc(placed_at),
             total=total_d,
             refunded=refunded_d,
             status=status,  # type: ignore[arg-type]
             test=bool(test),
-            email=normalise_email(email),
-            phone=normalise_phone(phone, default_region),
-            customer_id=None if customer_id in (None, "", 0, "0") else str(customer_id),
+            email=normalise_email(_text("email", email)),
+            phone=normalise_phone(_text("phone", phone), default_region),
+            customer_id=None if customer_id in (None, "", 0, "0") else _text("customer_id", str(customer_id)),
             currency=currency.upper() if currency else None,
             updated_at=to_utc(updated_at) if updated_at else None,
         )

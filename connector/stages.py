@@ -128,7 +128,8 @@ def _clamp(days: int) -> int:
 
 
 def _median(values: Sequence[Fraction]) -> Fraction:
-    ordered = sorted(values)
+    # Exact order, compared mostly as integers: whole days first, the Fraction only to break ties.
+    ordered = sorted(values, key=lambda f: (f.numerator // f.denominator, f))
     middle = len(ordered) // 2
     if len(ordered) % 2:
         return ordered[middle]

@@ -28,7 +28,7 @@ from connector.schema import (
 )
 from connector.stages import WINDOW, Bands, CustomerFigures
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -87,7 +87,7 @@ class StoredState:
     last_order_at: int | None
 
     def same_as(self, other: "StoredState") -> bool:
-        return dataclasses.astuple(self) == dataclasses.astuple(other)
+        return self == other  # every field is a str, int or None: plain equality (astuple deep-copies)
 
 
 def state_of(figures: CustomerFigures, rfm: str, phases: str, rfm_since: str, phases_since: str) -> StoredState:
@@ -305,6 +305,11 @@ class Store:
         return conn.execute(self._insert(deliveries).values(
             shop_id=shop_id, delivery_id=delivery_id, topic=topic, received_at=to_micros(now),
         ).on_conflict_do_nothing().returning(deliveries.c.delivery_id)).first() is not None
+
+    def delivery_seen(self, shop_id: str, delivery_id: str) -> bool:
+        with self.read() as conn:
+            return conn.execute(select(deliveries.c.delivery_id).where(
+                deliveries.c.shop_id == shop_id, deliveries.c.delivery_id == delivery_id)).first() is not None
 
     def record_data_request(self, conn: Connection, shop_id: str, key: str, request_id: str | None, now: datetime) -> None:
         conn.execute(data_requests.insert().values(

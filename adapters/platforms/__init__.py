@@ -22,7 +22,7 @@ from connector.config import ShopSettings
 from connector.errors import ConfigError
 from connector.inbound import Inbound
 
-from adapters.platforms import shopify, standard, woocommerce
+from adapters.platforms import bigcommerce, shopify, standard, wizishop, woocommerce
 
 
 class Platform(Protocol):
@@ -37,12 +37,16 @@ class Platform(Protocol):
 
     def sign(self, body: bytes, secret: str, **kw) -> dict[str, str]: ...
 
+    # Optional, for platforms whose webhook carries only an id (`Inbound.fetch_order_id`):
+    # def fetch(self, shop: ShopSettings, inbound: Inbound) -> Inbound: ...
+
 
 PLATFORMS: dict[str, Platform] = {
     "shopify": shopify,
     "woocommerce": woocommerce,
     "standard": standard,
-    # "wizishop" and "bigcommerce" are added with their modules.
+    "bigcommerce": bigcommerce,  # its webhook carries an order id: `fetch(shop, inbound)` reads the order
+    "wizishop": wizishop,  # documents no signed webhooks: orders come by `stagesync poll`; deliveries get 401
 }
 
 

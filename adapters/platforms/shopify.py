@@ -27,7 +27,7 @@ from connector.errors import PayloadError
 from connector.inbound import (
     DeleteOrder, Inbound, RecordDataRequest, RecordRefund, RedactCustomer, RedactShop, SeeCustomer, UpsertOrder,
 )
-from connector.orders import ZERO, Order, normalise_email, normalise_phone
+from connector.orders import MAX_AMOUNT, ZERO, Order, normalise_email, normalise_phone
 
 from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_body_hmac, verify_body_hmac
 
@@ -152,6 +152,8 @@ def _refund_created(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
     amount, exact = _refund_amount(data, _ShopMoney.from_sets(sets, shop.currency))
     if amount == ZERO:
         return replace(base, ignored_reason="refund without a successful refund transaction (restock only, or pending)")
+    if amount < ZERO or amount > MAX_AMOUNT:
+        raise data.error("transactions", f"refund amounts must add up to between 0 and {MAX_AMOUNT}")
     created_at = data.moment("created_at") or data.moment("processed_at")
     return replace(base, actions=(RecordRefund(order_id=order_id, refund_id=refund_id, amount=amount,
                                                created_at=created_at),), extra=_warnings(exact))

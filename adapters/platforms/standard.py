@@ -53,7 +53,7 @@ from typing import Callable, Mapping
 from connector.config import ShopSettings
 from connector.errors import PayloadError
 from connector.inbound import DeleteOrder, Inbound, RecordRefund, RedactCustomer, SeeCustomer, UpsertOrder
-from connector.orders import ORDER_STATUSES, Order, normalise_email, normalise_phone
+from connector.orders import MAX_AMOUNT, ORDER_STATUSES, ZERO, Order, normalise_email, normalise_phone
 
 from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_standard, verify_standard
 
@@ -138,8 +138,8 @@ def _order_deleted(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
 def _refund(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
     order_id, refund_id = data.ident("order_id"), data.ident("refund_id")
     amount = data.amount("amount")
-    if amount is None or amount < 0:
-        raise data.error("amount", "must not be negative")
+    if amount is None or not ZERO <= amount <= MAX_AMOUNT:
+        raise data.error("amount", f"must be between 0 and {MAX_AMOUNT}")
     return replace(base, actions=(RecordRefund(order_id=order_id, refund_id=refund_id, amount=amount,
                                                created_at=data.moment("created_at")),))
 

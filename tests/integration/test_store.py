@@ -183,3 +183,28 @@ def test_a_recompute_at_a_future_instant_queues_the_sync_for_now(store, shop):
     with store.read() as conn:
         due = conn.execute(select(outbox.c.due_at)).scalar_one()
     assert due <= to_micros(datetime.now(timezone.utc))
+
+
+def test_an_existing_database_is_upgraded_in_place_keeping_its_orders(tmp_path):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, text
+
+    from connector.store import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:  # a database as the first release left it
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(text("INSERT INTO orders (shop_id, order_id, placed_at, total, refunded, status, test, valid, "
+                          "amount) VALUES ('acme', '1', 0, 5000000, 0, 'placed', 0, 1, 5000000)"))
+    engine.dispose()
+    store = Store.open(url)
+    with store.read() as conn:
+        assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD_REVISION
+        assert conn.exec_driver_sql("SELECT amount FROM orders").scalar() == 5000000
+        assert "ix_orders_figures" in {r[1] for r in conn.exec_driver_sql("PRAGMA index_list('orders')")}
+    store.close()

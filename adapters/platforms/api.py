@@ -1,0 +1,329 @@
+"""What every shop platform's API client shares: one classified HTTP call, one retry policy, the
+`Page` a client yields, and the registry of clients (backfill and polling; webhooks are elsewhere).
+
+- `PlatformHttp.once()` makes one call with our timeouts and classifies the answer, as meltano's
+  sdk does (`singer_sdk/exceptions.py`): 429, 5xx, timeouts and dropped connections are
+  `RetriablePlatformError` (carrying the platform's `Retry-After`); 401 and 403 are
+  `PlatformAuthError`, one line naming the shop and the platform; any other 4xx is a
+  `PlatformApiError`. Messages carry the platform's own words with secrets and emails masked.
+- `PlatformHttp.retrying(fn)` retries exactly the retriable errors (tenacity, jittered exponential
+  backoff, never sooner than the platform asked). The sleep is injected: tests never wait.
+- `ApiClient` holds what the clients have in common (settings, base URL, the HTTP helper);
+  `api_client(shop)` picks the shop's client, imported lazily (the Shopify SDK is heavy).
+
+A client translates and nothing else: platform pages in, canonical `Order`s out. Storage,
+checkpoints and stage evaluation live in `connector.backfill`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Protocol, TypeVar
+from urllib.parse import urlsplit
+
+import requests
+import tenacity
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from adapters.http import make_session, retry_after_seconds, vendor_message
+from connector.config import ShopSettings
+from connector.errors import (
+    ConfigError, PayloadError, PlatformApiError, PlatformAuthError, RetriablePlatformError, UserError, mask, scrub,
+)
+from connector.inbound import UpsertOrder
+from connector.orders import Order
+
+log = logging.getLogger("stagesync.platforms")
+
+TIMEOUT = (10, 60)  # seconds: to connect, then between bytes of the answer (bulk files are large)
+ATTEMPTS = 6  # tries of one call before giving up (the pipeline keeps its checkpoint: run it again)
+MAX_WAIT = 600.0  # seconds: the longest pause a platform may ask for before we give up instead
+MAX_MESSAGE = 300
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def pause(seconds: float) -> None:
+    """The default sleep (looked up when called, so that a test can replace `time.sleep`)."""
+    time.sleep(seconds)
+
+
+def iso_z(moment: datetime) -> str:
+    """RFC 3339 in UTC with a Z, seconds precision: the form every platform's filters accept."""
+    return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a platform's orders, already translated.
+
+    `state` says where to resume after this page (an opaque string the pipeline stores as the
+    backfill checkpoint); `fetched` counts the records read, `skipped` those not stored (test
+    orders, drafts, abandoned carts, unreadable records); `total` is the platform's count when known.
+    """
+
+    orders: tuple[Order, ...]
+    state: str | None = None
+    fetched: int = 0
+    skipped: int = 0
+    total: int | None = None
+
+
+class OrderSource(Protocol):
+    """What `connector.backfill` reads. `versioned` is False for platforms whose orders carry no
+    modification time (WiziShop): the pipeline then detects changes by comparing with what is stored."""
+
+    platform: str
+    versioned: bool
+
+    def backfill(self, since: datetime | None, resume: str | None) -> Iterator[Page]:
+        """Every order placed since `since` (None: all the API allows), in a stable order, resuming
+        after the page whose `state` is `resume`."""
+        ...
+
+    def changed(self, since: datetime) -> Iterator[Page]:
+        """Every order created or modified since `since`."""
+        ...
+
+
+# --- one HTTP call, classified ------------------------------------------------------------------
+
+class PlatformHttp:
+    """The HTTP side of one shop's API client: our timeouts, classification, retries."""
+
+    def __init__(self, shop: ShopSettings, platform: str, *, secrets: Iterable[str] = (),
+                 session: requests.Session | None = None, sleep: Callable[[float], None] = pause,
+                 attempts: int = ATTEMPTS, max_wait: float = MAX_WAIT, auth_hint: str = "",
+                 vendor_retry_after: Callable[[requests.Response], float | None] | None = None,
+                 timeout: tuple[float, float] = TIMEOUT):
+        self.shop = shop
+        self.platform = platform
+        self.secrets = tuple(s for s in secrets if s)
+        self.session = session if session is not None else make_session()
+        self.sleep = sleep
+        self.attempts = attempts
+        self.max_wait = max_wait
+        self.auth_hint = auth_hint
+        self.vendor_retry_after = vendor_retry_after
+        self.timeout = timeout
+
+    @property
+    def where(self) -> str:
+        return f"shop {self.shop.id} ({self.platform})"
+
+    def hide(self, text: str) -> str:
+        for secret in self.secrets:
+            if len(secret) >= 4:
+                text = text.replace(secret, mask(secret))
+        return scrub(" ".join(text.split()))[:MAX_MESSAGE * 2]
+
+    def once(self, method: str, url: str, *, ok: Iterable[int] = (200,), **kwargs) -> requests.Response:
+        """One call; returns the response when its status is in `ok`, else raises the classified error."""
+        path = urlsplit(url).path or "/"  # never the query string: some platforms take tokens there
+        try:
+            response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.Timeout:
+            raise RetriablePlatformError(f"{self.where}: {method} {path}: no answer within {self.timeout[0]:g} s to "
+                                         f"connect or {self.timeout[1]:g} s to read") from None
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise RetriablePlatformError(f"{self.where}: {method} {path}: connection failed "
+                                         f"({type(exc).__name__})") from None
+        except requests.RequestException as exc:
+            raise PlatformApiError(self.hide(f"{self.where}: {method} {path}: {type(exc).__name__}: {exc}")) from None
+        if response.status_code in tuple(ok):
+            return response
+        raise self.error_for(response, method, path)
+
+    def error_for(self, response: requests.Response, method: str = "", path: str = "") -> PlatformApiError:
+        status = response.status_code
+        said = vendor_message(response)[:MAX_MESSAGE]
+        where = f"{method} {path}".strip()
+        if status in (401, 403):
+            hint = f"; {self.auth_hint}" if self.auth_hint else ""
+            return PlatformAuthError(self.hide(
+                f"{self.where}: the {self.platform} API refused the credentials (HTTP {status}"
+                f"{': ' + said if said else ''}){hint}"))
+        message = self.hide(f"{self.where}: {where} -> {status} {response.reason or ''}".rstrip()
+                            + (f": {said}" if said else ""))
+        if status == 429 or status >= 500:
+            wait = retry_after_seconds(response.headers.get("Retry-After"))
+            if wait is None and self.vendor_retry_after is not None:
+                wait = self.vendor_retry_after(response)
+            return RetriablePlatformError(message, status=status, retry_after=wait)
+        return PlatformApiError(message)
+
+    def retrying(self, fn: Callable[[], T], *, attempts: int | None = None) -> T:
+        """Call `fn`, retrying RetriablePlatformError only; the last error is raised as it is."""
+        def note(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.info("%s: retrying in %.1f s after: %s", self.where, state.upcoming_sleep, error)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(RetriablePlatformError),
+            stop=tenacity.stop_after_attempt(attempts or self.attempts) | _platform_wait_exceeds(self.max_wait),
+            wait=_at_least_retry_after(tenacity.wait_exponential_jitter(initial=1, max=60)),
+            sleep=self.sleep,
+            before_sleep=note,
+            reraise=True,
+        )
+        return retrying(fn)
+
+    def request(self, method: str, url: str, **kwargs) -> requests.Response:
+        """`once()` with retries."""
+        return self.retrying(lambda: self.once(method, url, **kwargs))
+
+
+class _at_least_retry_after(wait_base):
+    """Wait as `backoff` says, but never less than the `retry_after` the platform asked for."""
+
+    def __init__(self, backoff: wait_base):
+        self.backoff = backoff
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        return max(self.backoff(retry_state), getattr(error, "retry_after", None) or 0.0)
+
+
+class _platform_wait_exceeds(stop_base):
+    def __init__(self, max_wait: float):
+        self.max_wait = max_wait
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        error = retry_state.outcome.exception() if retry_state.outcome else None
+        return (getattr(error, "retry_after", None) or 0.0) > self.max_wait
+
+
+def json_body(response: requests.Response, where: str) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise PlatformApiError(f"{where}: the API answered {response.status_code} with a body that is not JSON") from None
+
+
+# --- the common part of the clients ---------------------------------------------------------------
+
+class ApiClient:
+    """Settings, base URL and the HTTP helper: what every platform's client has in common."""
+
+    platform: ClassVar[str]
+    versioned: ClassVar[bool] = True
+    base_url_default: ClassVar[str] = ""
+    required: ClassVar[tuple[str, ...]] = ()
+    optional: ClassVar[tuple[str, ...]] = ("base_url",)
+    secret_keys: ClassVar[tuple[str, ...]] = ()
+    auth_hint: ClassVar[str] = ""
+
+    def __init__(self, shop: ShopSettings, *, session: requests.Session | None = None,
+                 sleep: Callable[[float], None] = pause, clock: Callable[[], datetime] = utcnow,
+                 attempts: int = ATTEMPTS):
+        problems = self.problems(shop.api)
+        if problems:
+            raise ConfigError([f"shops[{shop.id}].api.{p}" for p in problems])
+        self.shop = shop
+        self.api: Mapping[str, Any] = shop.api
+        self.base_url = str(self.api.get("base_url") or self.base_url_default).rstrip("/")
+        self.sleep = sleep
+        self.clock = clock
+        self.http = PlatformHttp(shop, self.platform, secrets=[str(self.api.get(k) or "") for k in self.secret_keys],
+                                 session=session, sleep=sleep, attempts=attempts, auth_hint=self.auth_hint,
+                                 vendor_retry_after=self.vendor_retry_after)
+
+    @classmethod
+    def problems(cls, api: Mapping[str, Any]) -> list[str]:
+        """What keeps this `api` table from working (key: problem), never a secret's value."""
+        found = [f"{key}: is required" for key in cls.required
+                 if not isinstance(api.get(key), (str, int)) or not str(api.get(key)).strip()]
+        found += [f"{key}: unknown key for {cls.platform} (keys: {', '.join(cls.required + cls.optional)})"
+                  for key in sorted(set(api) - set(cls.required) - set(cls.optional))]
+        base_url = api.get("base_url")
+        if base_url is not None and not (isinstance(base_url, str) and base_url.startswith(("http://", "https://"))):
+            found.append("base_url: must be an http:// or https:// URL")
+        return found
+
+    @property
+    def where(self) -> str:
+        return self.http.where
+
+    def vendor_retry_after(self, response: requests.Response) -> float | None:
+        """The platform's own "wait this long" on a 429/5xx, besides Retry-After."""
+        return None
+
+    def skip(self, record: Any, reason: str) -> None:
+        ident = record.get("id") if isinstance(record, dict) else None
+        log.warning("%s: order %s not stored: %s", self.where, ident if ident is not None else "?", reason)
+
+
+def through_webhook_adapter(adapter, headers: Mapping[str, str], payload: Any, shop: ShopSettings) -> Order | None:
+    """An API record mapped by the platform's webhook adapter (`adapter.parse`), so that webhooks
+    and backfill map orders identically; None when the adapter ignores it (a test order, a draft).
+    PayloadError when the record cannot be understood."""
+    body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+    inbound = adapter.parse({"Content-Type": "application/json", **headers}, body, shop)
+    orders = [action.order for action in inbound.actions if isinstance(action, UpsertOrder)]
+    return orders[0] if orders else None
+
+
+def map_records(client: ApiClient, records: Iterable[Any], mapper: Callable[[Any], Order | None]) -> tuple[tuple[Order, ...], int]:
+    """(orders, skipped): every record through `mapper`, unreadable ones logged and skipped."""
+    orders: list[Order] = []
+    skipped = 0
+    for record in records:
+        try:
+            order = mapper(record)
+        except (PayloadError, ValueError, TypeError, KeyError) as exc:
+            client.skip(record, str(exc) if isinstance(exc, PayloadError) else f"unreadable record ({type(exc).__name__})")
+            order = None
+        if order is None:
+            skipped += 1
+        else:
+            orders.append(order)
+    return tuple(orders), skipped
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+# platform -> (module, class), imported on first use.
+CLIENTS: dict[str, tuple[str, str]] = {
+    "shopify": ("adapters.platforms.shopify_api", "ShopifyOrders"),
+    "woocommerce": ("adapters.platforms.woocommerce_api", "WooCommerceOrders"),
+    "wizishop": ("adapters.platforms.wizishop", "WiziShopOrders"),
+    "bigcommerce": ("adapters.platforms.bigcommerce", "BigCommerceOrders"),
+}
+
+
+def client_class(platform: str) -> type[ApiClient]:
+    try:
+        module, name = CLIENTS[platform]
+    except KeyError:
+        raise UserError(f"platform {platform!r} has no API client for backfill and polling "
+                        f"(API clients: {', '.join(sorted(CLIENTS))})") from None
+    return getattr(importlib.import_module(module), name)
+
+
+def api_client(shop: ShopSettings, **kw) -> OrderSource:
+    """The API client of `shop`'s platform, built from its `api` table."""
+    cls = client_class(shop.platform)
+    if not shop.api:
+        raise UserError(f"shop {shop.id} ({shop.platform}) has no `api` table in the configuration: "
+                        "nothing to read orders with (see docs/platform-apis.md)")
+    return cls(shop, **kw)
+
+
+def api_problems(shop: ShopSettings) -> list[str]:
+    """What keeps `shop`'s `api` table from working (for `stagesync check-config`); never a secret."""
+    if not shop.api:
+        return []
+    if shop.platform not in CLIENTS:
+        return [f"shops[{shop.id}].api: platform {shop.platform} has no API client "
+                f"(API clients: {', '.join(sorted(CLIENTS))})"]
+    return [f"shops[{shop.id}].api.{p}" for p in client_class(shop.platform).problems(shop.api)]

@@ -1,0 +1,237 @@
+"""BigCommerce: webhooks that carry only an order id, and the V2 Orders API that completes them.
+
+Webhooks (https://developer.bigcommerce.com/docs/integrations/webhooks): a light JSON callback
+`{"scope", "store_id", "producer", "data": {"type": "order", "id"}, "hash", "created_at"}`; the same
+event delivered twice has the same `hash`, so "<scope>:<hash>" is the delivery id. BigCommerce
+signs nothing with a shared secret, but a hook created with `headers` sends them back on every
+callback: stagesync is given the shop's `webhook_secret` in a `X-Stagesync-Webhook-Secret` header
+(`"headers": {"X-Stagesync-Webhook-Secret": "<webhook_secret>"}` in `POST /v3/hooks`) and compares
+it in constant time before reading the body.
+  - store/order/created, /updated, /statusUpdated, /refund/created -> `fetch_order_id`: the
+    receiver calls `fetch()`, which reads the order and returns an Inbound that upserts it;
+  - store/order/archived -> the order is deleted (stops counting).
+
+Orders API V2 (`reference/orders.v2.oas2.yml` in bigcommerce/api-specs):
+`GET {base_url}/stores/{store_hash}/v2/orders/{id}` and `GET .../v2/orders?page=&limit=&sort=
+&min_id=&min_date_created=&min_date_modified=`, authenticated with `X-Auth-Token`. A page with no
+order is answered 204 with no body. Rate limiting answers 429 with `X-Rate-Limit-Time-Reset-Ms`
+(https://developer.bigcommerce.com/docs/start/best-practices/api-rate-limits). Amounts are in
+the order's transactional currency (`default_currency_code`); dates are RFC 2822.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import replace
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from email.utils import parsedate_to_datetime
+from typing import Any, Iterator, Mapping
+
+import requests
+
+from adapters.platforms.api import ApiClient, Page, iso_z, json_body, map_records
+from adapters.platforms.signatures import Fields, delivery_key, header, read_json
+from connector.config import ShopSettings
+from connector.errors import PayloadError, PlatformApiError, SignatureError
+from connector.inbound import DeleteOrder, Inbound, UpsertOrder
+from connector.orders import ZERO, Order, to_utc
+
+NAME = "bigcommerce"
+SECRET_HEADER = "X-Stagesync-Webhook-Secret"  # set in the hook's `headers` when it is created
+ORDER_SCOPES = ("store/order/created", "store/order/updated", "store/order/statusUpdated",
+                "store/order/refund/created")
+ARCHIVED_SCOPE = "store/order/archived"
+TOPICS = ORDER_SCOPES + (ARCHIVED_SCOPE,)
+
+BASE_URL = "https://api.bigcommerce.com"
+ORDERS_PATH = "/stores/{store_hash}/v2/orders"
+PAGE_LIMIT = 250  # the V2 orders `limit` maximum
+WEBHOOK_TIMEOUT = (3, 10)  # seconds: a webhook's own fetch, while BigCommerce waits for our answer
+
+# `status_id` (GET /v2/order_statuses): 0 Incomplete (a checkout never completed: not an order),
+# 4 Refunded, 5 Cancelled, 6 Declined; every other status is a placed order (1 Pending, 2 Shipped,
+# 3 Partially Shipped, 7 Awaiting Payment, 8 Awaiting Pickup, 9 Awaiting Shipment, 10 Completed,
+# 11 Awaiting Fulfillment, 12 Manual Verification Required, 13 Disputed, 14 Partially Refunded).
+INCOMPLETE = 0
+STATUSES = {4: "refunded", 5: "cancelled", 6: "cancelled"}
+
+
+# --- webhooks -----------------------------------------------------------------------------------
+
+def is_ping(headers: Mapping[str, str], body: bytes) -> bool:
+    """BigCommerce sends no unsigned ping: every callback is verified."""
+    return False
+
+
+def verify(headers: Mapping[str, str], body: bytes, secret: str, now: datetime) -> None:
+    """Raise SignatureError unless the callback carries the shop's secret in `X-Stagesync-Webhook-Secret`."""
+    if not secret:
+        raise SignatureError(f"{NAME}: no webhook secret is configured for this shop")
+    received = header(headers, SECRET_HEADER)
+    if received is None:
+        raise SignatureError(f"{NAME}: the {SECRET_HEADER} header is missing (set it in the hook's `headers`)")
+    if not hmac.compare_digest(received.encode("utf-8"), secret.encode("utf-8")):
+        raise SignatureError(f"{NAME}: the {SECRET_HEADER} header does not match the shop's webhook secret")
+
+
+def sign(body: bytes, secret: str, **kw) -> dict[str, str]:
+    """The headers BigCommerce sends with a callback of a hook created with our secret header."""
+    return {"Content-Type": "application/json", SECRET_HEADER: secret}
+
+
+def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inbound:
+    """Translate one verified callback; order callbacks ask for the order to be fetched."""
+    data = read_json(headers, body, NAME)
+    scope = data.text("scope", required=True) or ""
+    data = data.renamed(f"{NAME} {scope}")
+    event_hash = data.text("hash")
+    base = Inbound(topic=scope, delivery_id=delivery_key(f"{scope}:{event_hash}") if event_hash else None)
+    resource = data.child("data")
+    if scope == ARCHIVED_SCOPE:
+        return replace(base, actions=(DeleteOrder(order_id=str(resource.ident("id"))),))
+    if scope in ORDER_SCOPES:
+        return replace(base, fetch_order_id=resource.ident("id"))
+    return replace(base, ignored_reason=f"scope {scope} is not used by stagesync")
+
+
+def fetch(shop: ShopSettings, inbound: Inbound, *, session: requests.Session | None = None) -> Inbound:
+    """The callback's order, read from the API once (the webhook is answered while BigCommerce
+    waits: no retry here; an API failure raises PlatformApiError and the hook is retried later)."""
+    client = BigCommerceOrders(shop, session=session, attempts=1, timeout=WEBHOOK_TIMEOUT)
+    order = client.order(str(inbound.fetch_order_id))
+    if order is None:
+        return replace(inbound, fetch_order_id=None,
+                       ignored_reason="order not found or incomplete (a checkout never completed)")
+    return replace(inbound, fetch_order_id=None, actions=(UpsertOrder(order),))
+
+
+# --- API client ---------------------------------------------------------------------------------
+
+class BigCommerceOrders(ApiClient):
+    platform = "bigcommerce"
+    base_url_default = BASE_URL
+    required = ("store_hash", "access_token")
+    optional = ("base_url",)
+    secret_keys = ("access_token",)
+    auth_hint = "check api.store_hash and api.access_token: an API account with the Orders read-only scope"
+
+    def __init__(self, shop, *, timeout=None, **kw):
+        super().__init__(shop, **kw)
+        if timeout is not None:
+            self.http.timeout = timeout
+        self.url = self.base_url + ORDERS_PATH.format(store_hash=str(self.api["store_hash"]).strip())
+
+    def vendor_retry_after(self, response: requests.Response) -> float | None:
+        try:
+            return max(0.0, int(response.headers["X-Rate-Limit-Time-Reset-Ms"]) / 1000)
+        except (KeyError, ValueError):
+            return None
+
+    def _get(self, url: str, params: Mapping[str, Any] | None = None, ok=(200, 204)) -> requests.Response:
+        return self.http.request("GET", url, params=dict(params or {}), ok=ok,
+                                 headers={"X-Auth-Token": str(self.api["access_token"]), "Accept": "application/json"})
+
+    def order(self, order_id: str) -> Order | None:
+        """One order; None when BigCommerce does not know it or it is an incomplete checkout."""
+        response = self._get(f"{self.url}/{order_id}", ok=(200, 404))
+        if response.status_code == 404:
+            return None
+        return self.map(json_body(response, self.where))
+
+    def backfill(self, since: datetime | None, resume: str | None) -> Iterator[Page]:
+        min_id = json.loads(resume).get("min_id") if resume else None
+        params: dict[str, Any] = {"limit": PAGE_LIMIT, "sort": "id:asc"}
+        if since:
+            params["min_date_created"] = iso_z(since)
+        yield from self._pages(params, min_id)
+
+    def changed(self, since: datetime) -> Iterator[Page]:
+        params = {"limit": PAGE_LIMIT, "sort": "date_modified:asc", "min_date_modified": iso_z(since)}
+        yield from self._pages(params, None)
+
+    def _pages(self, params: dict[str, Any], min_id: int | None) -> Iterator[Page]:
+        page = 1
+        if min_id is not None:
+            params = {**params, "min_id": min_id}
+        while True:
+            response = self._get(self.url, {**params, "page": page})
+            items = json_body(response, self.where) if response.status_code == 200 and response.content.strip() else []
+            if not isinstance(items, list):
+                raise PlatformApiError(f"{self.where}: the orders answer is not a list")
+            ids = [i["id"] for i in items if isinstance(i, dict) and isinstance(i.get("id"), int)]
+            if ids:
+                min_id = max(ids) + 1
+            orders, skipped = map_records(self, items, self.map)
+            yield Page(orders, json.dumps({"min_id": min_id}), len(items), skipped, None)
+            if len(items) < params["limit"]:
+                return
+            page += 1
+
+    def map(self, data: Any) -> Order | None:
+        if not isinstance(data, dict):
+            raise PayloadError(f"{NAME} order: not an object")
+        return order_from_api(data, self.shop)
+
+
+def order_from_api(data: Mapping[str, Any], shop: ShopSettings) -> Order | None:
+    """A V2 order as a canonical order; None for an incomplete checkout (status 0)."""
+    fields = Fields(data, f"{NAME} order")
+    status_id = data.get("status_id")
+    if isinstance(status_id, bool) or not isinstance(status_id, int):
+        raise fields.error("status_id", "must be a whole number")
+    if status_id == INCOMPLETE:
+        return None
+    status = "deleted" if data.get("is_deleted") is True else STATUSES.get(status_id, "placed")
+    currency = fields.text("default_currency_code") or fields.text("currency_code")
+    total = fields.amount("total_inc_tax") or ZERO
+    refunded = fields.amount("refunded_amount", required=False) or ZERO
+    total, refunded, currency = _in_store_currency(fields, total, refunded, currency, shop)
+    if status == "refunded":
+        refunded = max(refunded, total)  # "Refunded" is the whole order
+    billing = fields.child("billing_address")
+    try:
+        return Order.build(
+            shop_id=shop.id, order_id=fields.ident("id"), placed_at=_rfc2822(fields, "date_created", required=True),
+            updated_at=_rfc2822(fields, "date_modified"), total=total, refunded=refunded, status=status,
+            email=billing.text("email"), phone=billing.text("phone"),
+            customer_id=fields.ident("customer_id", required=False),
+            currency=currency or shop.currency, default_region=shop.country,
+        )
+    except ValueError as exc:
+        raise PayloadError(f"{NAME} order: {exc}") from None
+
+
+def _in_store_currency(fields: Fields, total: Decimal, refunded: Decimal, currency: str | None,
+                       shop: ShopSettings) -> tuple[Decimal, Decimal, str | None]:
+    """Amounts in the shop's currency: an order paid in another (transactional) currency is
+    converted with `store_default_to_transactional_exchange_rate`."""
+    store_currency = fields.text("store_default_currency_code")
+    if not store_currency or not currency or store_currency.upper() == currency.upper():
+        return total, refunded, currency
+    if shop.currency and store_currency.upper() != shop.currency.upper():
+        return total, refunded, currency
+    try:
+        rate = Decimal(str(fields.raw("store_default_to_transactional_exchange_rate")))
+    except InvalidOperation:
+        return total, refunded, currency
+    if not rate.is_finite() or rate <= 0:
+        return total, refunded, currency
+    cent = Decimal("0.01")
+    return ((total / rate).quantize(cent, ROUND_HALF_UP), (refunded / rate).quantize(cent, ROUND_HALF_UP),
+            store_currency)
+
+
+def _rfc2822(fields: Fields, key: str, *, required: bool = False) -> datetime | None:
+    value = fields.text(key, required=required)
+    if value is None:
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise fields.error(key, "must be an RFC 2822 date such as 'Wed, 10 Jan 2018 21:05:30 +0000'") from None
+    return to_utc(moment)

@@ -1,0 +1,173 @@
+"""GET /dashboard/<shop>: access, and numbers equal to `stagesync stages --json`, on both engines."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from connector import config
+from connector.app import create_app
+from connector.cli import main
+from connector.errors import FatalDestinationError
+from connector.metrics import NullMetrics
+from connector.ports import Destination
+from connector.reports import iso
+from connector.schema import outbox
+from connector.store import Store
+from connector.sync import SyncWorker
+from tests.conftest import NOW
+from tests.senders import ShopifySender, shops_toml
+
+TOKEN = "test-admin-token"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+ROW = re.compile(r'<tr data-model="(\w+)" data-stage="(\w+)">.*?<td class="num" data-(count|revenue)>([^<]+)</td>',
+                 re.S)
+
+
+class Refusing(Destination):
+    type_name = "refusing"
+    default_rate_per_minute = 60_000
+    max_batch = 100
+
+    def upsert_contacts(self, updates):
+        raise FatalDestinationError("400 Bad Request: unknown property", status=400)
+
+
+@pytest.fixture
+def config_file(tmp_path, database_url):
+    path = tmp_path / "stagesync.toml"
+    path.write_text(shops_toml(database_url))
+    return path
+
+
+@pytest.fixture
+def settings(config_file):
+    return config.load(config_file, env={})
+
+
+@pytest.fixture
+def app_store(settings):
+    store = Store.open(settings.database_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def client(settings, app_store):
+    client = create_app(settings, store=app_store, clock=lambda: NOW).test_client()
+    shopify = ShopifySender()
+    for order_id, email, total, days in [(1, "ann@example.com", "120.00", 2), (2, "ann@example.com", "80.00", 30),
+                                         (3, "ann@example.com", "95.00", 60), (4, "bo@example.com", "20.00", 200),
+                                         (5, "cy@example.com", "45.00", 10), (6, "dee@example.com", "15.00", 500)]:
+        delivery = shopify.order(order_id, email, total, NOW - timedelta(days=days))
+        assert client.post("/webhooks/shopify", data=delivery.body, headers=delivery.headers).status_code == 200
+    return client
+
+
+def shown(html: str, kind: str = "count") -> dict[str, dict[str, str]]:
+    """model -> stage -> the text shown in the chart of `kind` (count or revenue)."""
+    found: dict[str, dict[str, str]] = {}
+    for model, stage, chart, text in ROW.findall(html):
+        if chart == kind:
+            found.setdefault(model, {})[stage] = text
+    return found
+
+
+def login(client, token: str = TOKEN, next_url: str = "/dashboard/shopify"):
+    return client.post("/login", data={"token": token, "next": next_url})
+
+
+def test_the_dashboard_needs_the_admin_token(client):
+    anonymous = client.get("/dashboard/shopify")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    assert 'name="token"' in anonymous.get_data(as_text=True)  # the login form, right there
+    assert client.get("/dashboard/shopify", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get("/dashboard/shopify", headers=BEARER).status_code == 200
+
+
+def test_logging_in_keeps_a_session_and_logging_out_ends_it(client):
+    wrong = login(client, "not-the-token")
+    assert wrong.status_code == 401 and "not the admin token" in wrong.get_data(as_text=True)
+    assert client.get("/dashboard/shopify").status_code == 401
+    answer = login(client)
+    assert (answer.status_code, answer.headers["Location"]) == (303, "/dashboard/shopify")
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and TOKEN not in cookie
+    assert client.get("/dashboard/shopify").status_code == 200
+    client.post("/logout")
+    assert client.get("/dashboard/shopify").status_code == 401
+
+
+def test_login_never_redirects_to_another_site(client):
+    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+        assert login(client, next_url=target).headers["Location"] == "/dashboard"
+
+
+def test_the_counts_shown_equal_stagesync_stages_json(client, config_file, capsys):
+    html = client.get(f"/dashboard/shopify?at={iso(NOW)}", headers=BEARER).get_data(as_text=True)
+    assert main(["--config", str(config_file), "stages", "--shop", "shopify", "--json", "--at", iso(NOW)]) == 0
+    expected = json.loads(capsys.readouterr().out)
+    counts = shown(html)
+    assert {model: {stage: int(text.replace(",", "")) for stage, text in stages.items()}
+            for model, stages in counts.items()} == {"rfm": expected["rfm"], "phases": expected["phases"]}
+    assert f'datetime="{expected["at"]}"' in html
+    assert counts["rfm"]["champion"] == "1" and counts["rfm"]["lost"] == "1"  # ann; dee's only order is 500 d old
+
+
+def test_revenue_share_sums_total_spent_by_rfm_stage(client):
+    revenue = shown(client.get("/dashboard/shopify", headers=BEARER).get_data(as_text=True), "revenue")["rfm"]
+    assert revenue["champion"] == "295.00 EUR"  # ann: 120 + 80 + 95
+    assert revenue["lost"] == "15.00 EUR"
+    assert revenue["prospect"] == "0.00 EUR"
+
+
+def test_movements_of_the_last_eight_weeks_come_from_the_stage_history(client):
+    html = client.get("/dashboard/shopify", headers=BEARER).get_data(as_text=True)
+    cells = dict(((f, t), int(n)) for f, t, n in re.findall(r'data-from="([^"]+)" data-to="(\w+)"[^>]*>(\d+)<', html))
+    # Every first stage, then Ann's move when her third order arrives (F = 3, high value).
+    assert cells == {("(new)", "recent"): 2, ("(new)", "about_to_lose"): 1, ("(new)", "lost"): 1,
+                     ("recent", "champion"): 1}
+    phases = client.get("/dashboard/shopify?model=phases", headers=BEARER).get_data(as_text=True)
+    assert 'data-from="conversion" data-to="development"' in phases
+    later = client.get(f"/dashboard/shopify?at={iso(NOW + timedelta(weeks=9))}", headers=BEARER)
+    assert "data-from=" not in later.get_data(as_text=True)  # nothing changed in the 8 weeks before then
+
+
+def test_sync_health_lists_dead_letters_and_replays_them_with_a_csrf_token(client, app_store, settings):
+    SyncWorker(app_store, settings, clock=lambda: NOW, sleep=lambda s: None, destination_factory=lambda *_: Refusing(),
+               metrics=NullMetrics(), shops={"shopify"}).drain()
+    login(client)
+    html = client.get("/dashboard/shopify").get_data(as_text=True)
+    assert re.search(r'data-destination="log">.*?data-outbox>0<.*?data-dead>4<', html, re.S)
+    assert html.count("data-dead-letter=") == 4 and "a***@ex***.com" not in html.replace("an***@ex***.com", "")
+    letter = re.search(r'data-dead-letter="(\d+)"', html).group(1)
+    csrf = re.search(r'name="csrf" value="([^"]+)"', html).group(1)
+
+    assert client.post("/dashboard/shopify/replay", data={"id": letter}).status_code == 403  # no CSRF token
+    answer = client.post("/dashboard/shopify/replay", data={"id": letter, "csrf": csrf})
+    assert answer.status_code == 303 and "replayed=1" in answer.headers["Location"]
+    with app_store.read() as conn:
+        states = dict(conn.execute(select(outbox.c.id, outbox.c.state)).all())
+    assert states[int(letter)] == "pending" and list(states.values()).count("dead") == 3
+    assert "Re-queued 1 dead letter" in client.get(answer.headers["Location"]).get_data(as_text=True)
+
+
+def test_customer_search_shows_the_explain_view(client):
+    login(client)
+    found = client.get("/dashboard/shopify/customer?q=ANN@example.com ")
+    html = found.get_data(as_text=True)
+    assert found.status_code == 200
+    assert re.search(r'data-field="rfm" data-stage="champion"><b>champion</b>', html)
+    assert re.search(r'data-field="orders_365d">3<', html) and re.search(r'data-field="total_spent">295.00<', html)
+    missing = client.get("/dashboard/shopify/customer?q=nobody@example.com")
+    assert missing.status_code == 404 and "No customer no***@ex***.com in shop shopify" in missing.get_data(as_text=True)
+
+
+def test_unknown_shop_and_bad_instant_are_refused(client):
+    assert client.get("/dashboard/nope", headers=BEARER).status_code == 404
+    assert client.get("/dashboard/shopify?at=yesterday", headers=BEARER).status_code == 400
