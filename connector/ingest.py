@@ -62,6 +62,7 @@ def receive(store: Store, shop: ShopSettings, headers: Mapping[str, str], body: 
             return Receipt("duplicate", delivery.topic)
         touched = apply(store, conn, shop, delivery.actions, now)
         if touched:
+            store.lock_customers(conn, shop.id, touched)  # a concurrent delivery's order must be seen
             figures = current_shop_figures(store, conn, shop, at)
             for key in sorted(touched):
                 evaluate_customer(store, conn, shop, key, at, figures)

@@ -55,7 +55,8 @@ class Destination(abc.ABC):
     type_name: ClassVar[str]
     # The vendor's documented limits; each subclass names the doc next to its values.
     default_rate_per_minute: ClassVar[int]
-    max_batch: ClassVar[int] = 1
+    max_batch: ClassVar[int] = 1  # contacts one `upsert_contacts` call carries in one request
+    max_event_batch: ClassVar[int] = 1  # events one `send_events` call carries in one request
     supports_events: ClassVar[bool] = False
 
     @abc.abstractmethod
@@ -75,5 +76,5 @@ class Destination(abc.ABC):
         return -(-n_updates // self.max_batch) if n_updates else 0
 
     def requests_for_events(self, n_events: int) -> int:
-        """How many HTTP requests `send_events` makes for n events (one each unless batched)."""
-        return n_events
+        """How many HTTP requests `send_events` makes for n events."""
+        return -(-n_events // self.max_event_batch) if n_events else 0

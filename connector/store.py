@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -305,6 +306,17 @@ class Store:
         return conn.execute(self._insert(deliveries).values(
             shop_id=shop_id, delivery_id=delivery_id, topic=topic, received_at=to_micros(now),
         ).on_conflict_do_nothing().returning(deliveries.c.delivery_id)).first() is not None
+
+    def lock_customers(self, conn: Connection, shop_id: str, keys: Iterable[str]) -> None:
+        """Hold these customers until the transaction ends, so that two deliveries for one customer
+        evaluate it one after the other, the second seeing the first's order. PostgreSQL takes
+        transaction-scoped advisory locks (in a fixed order: no deadlock); SQLite's writers are
+        serialised already (BEGIN IMMEDIATE)."""
+        if self.dialect != "postgresql":
+            return
+        for key in sorted(set(keys)):
+            digest = hashlib.blake2b(f"{shop_id}\x00{key}".encode(), digest_size=8).digest()
+            conn.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest, "big", signed=True))))
 
     def delivery_seen(self, shop_id: str, delivery_id: str) -> bool:
         with self.read() as conn:

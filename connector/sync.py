@@ -211,12 +211,14 @@ class SyncWorker:
                                       lambda: destination.upsert_contacts(updates), stats):
                 failures[failure.index] = failure.error
             events = [(i, e) for i, w in enumerate(work) if i not in failures for e in w.events]
-            if events:
-                sent = self._call(shop, dest, destination, destination.requests_for_events(len(events)),
-                                  lambda: destination.send_events([e for _, e in events]), stats)
-                for failure in sent:
-                    failures.setdefault(events[failure.index][0], failure.error)
-                stats.events += len(events) - len(sent)
+            step = destination.max_event_batch  # one request a call, so every request gets its own slot
+            for start in range(0, len(events), step):
+                chunk = events[start:start + step]
+                refused = self._call(shop, dest, destination, destination.requests_for_events(len(chunk)),
+                                     lambda: destination.send_events([e for _, e in chunk]), stats)
+                for failure in refused:
+                    failures.setdefault(chunk[failure.index][0], failure.error)
+                stats.events += len(chunk) - len(refused)
         except DestinationError as exc:
             failures = {i: exc for i in range(len(work))}
         now = self.clock()

@@ -29,6 +29,7 @@ class LogDestination(Destination):
     type_name = "log"
     default_rate_per_minute = RATE_PER_MINUTE
     max_batch = BATCH_SIZE
+    max_event_batch = BATCH_SIZE
     options: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, settings: DestinationSettings, session=None, *, shop: str | None = None):

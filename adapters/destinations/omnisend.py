@@ -46,6 +46,7 @@ class Omnisend(HttpDestination):
     base_url_default = BASE_URL
     default_rate_per_minute = RATE_PER_MINUTE
     max_batch = BATCH_SIZE
+    max_event_batch = BATCH_SIZE
     has_events = True
 
     @classmethod
@@ -92,9 +93,6 @@ class Omnisend(HttpDestination):
             items = [self._event(e) for e in events[start:start + BATCH_SIZE]]
             self.call("POST", BATCHES, json={"method": "POST", "endpoint": "events", "items": items})
         return []  # asynchronous, as for contacts
-
-    def requests_for_events(self, n_events: int) -> int:
-        return self.requests_for(n_events)
 
     def _event(self, event: StageChange) -> dict:
         at = iso_utc(event.at)

@@ -48,7 +48,7 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
 class Webhook(HttpDestination):
     type_name = "webhook"
     default_rate_per_minute = RATE_PER_MINUTE
-    max_batch = BATCH_SIZE
+    max_batch = 1  # one POST per contact: one contact a call keeps every request within the rate
     has_events = True
     options = frozenset({"url", "secret"})
 
@@ -71,9 +71,6 @@ class Webhook(HttpDestination):
         if not isinstance(secret, str) or secret_key(secret) is None:
             found.append(f"secret: is required, a Standard Webhooks secret ({SECRET_PREFIX} followed by base64)")
         return found
-
-    def requests_for(self, n_updates: int) -> int:
-        return n_updates
 
     def _post(self, msg_id: str, payload: dict) -> None:
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")

@@ -182,11 +182,6 @@ def test_an_outage_then_slow_answers_then_throttling_lose_nothing_and_keep_to_th
     assert after_429 and all(later - at >= RETRY_AFTER for at, later in after_429)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "core bug: a call that makes several requests (the webhook destination's upsert_contacts, any "
-    "destination's send_events via one_by_one) reserves all its rate slots at once and then fires "
-    "every request back to back: 24 contacts at 600/min arrive within ~0.1 s instead of 2.4 s, and "
-    "a batch larger than rate_per_minute exceeds even the per-minute rate"))
 def test_requests_of_one_call_are_spaced_to_the_rate_too(store, database_url):
     clock = LogicalClock()
     hook = FakeVendor()
