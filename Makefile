@@ -16,6 +16,7 @@ run: $(INSTALLED)
 	$(BIN)/stagesync --config connector/examples/demo.toml demo
 
 test: $(INSTALLED)
+	bash tests/e2e/install_browser.sh
 	$(BIN)/pytest
 
 package: $(INSTALLED)

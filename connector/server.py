@@ -8,8 +8,10 @@ thread of the master, which forks) and is stopped with the server.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 from gunicorn.app.base import BaseApplication
 
@@ -38,6 +40,11 @@ def serve(settings: Settings, config_path: str | None, host: str, port: int, wor
 
     Store.open(settings.database_url).close()  # migrate once, before forking
     worker: subprocess.Popen | None = None
+    metrics_dir = None
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Every gunicorn worker and the sync worker count into this directory; /metrics sums them.
+        metrics_dir = tempfile.mkdtemp(prefix="stagesync-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
     def start_sync_worker(_arbiter) -> None:
         nonlocal worker
@@ -54,6 +61,8 @@ def serve(settings: Settings, config_path: str | None, host: str, port: int, wor
                 worker.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 worker.kill()
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
     options = {
         "bind": f"{host}:{port}",
