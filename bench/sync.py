@@ -27,7 +27,9 @@ from connector.store import Store  # noqa: E402
 from connector.sync import SyncWorker  # noqa: E402
 from tests.fakes.vendor_server import omnisend_vendor  # noqa: E402
 
-AT = datetime(2026, 6, 1, tzinfo=timezone.utc)
+# Recent enough that the stage changes of the second phase (AT + 35 days) fall inside the 7-day
+# window in which stage changes are sent as events (connector.sync.EVENT_MAX_AGE).
+AT = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=36)
 TOML = """
 [[shops]]
 id = "bench"
