@@ -40,6 +40,7 @@ class Recorded:
     body: bytes
     at: float  # time.monotonic() on arrival
     answered: int = 0
+    finished: float = 0.0  # time.monotonic() when the answer was ready
 
     @property
     def json(self):
@@ -71,7 +72,7 @@ class FakeVendor:
             self.requests.append(recorded)
             roll, slow_roll = self._rng.random(), self._rng.random()
         response = self._answer(request, roll, slow_roll)
-        recorded.answered = response.status_code
+        recorded.answered, recorded.finished = response.status_code, time.monotonic()
         return response(environ, start_response)
 
     def _answer(self, request: Request, roll: float, slow_roll: float) -> Response:
