@@ -272,7 +272,7 @@ class FixedRate:
     ok: int
     duplicate: int
     other: int
-    errors: int
+    errors: int  # no answer within the timeout, or never sent because the server fell too far behind
 
 
 def percentile(sorted_values: list[float], share: float) -> float:
@@ -282,12 +282,17 @@ def percentile(sorted_values: list[float], share: float) -> float:
 
 
 def run_fixed_rate(port: int, rendered: Rendered, rate: float, workers: int = 32, timeout: float = 5) -> FixedRate:
-    """Open loop: request i is due at start + i / rate, whatever happened to the ones before it."""
+    """Open loop: request i is due at start + i / rate, whatever happened to the ones before it.
+
+    Bounded in time: a request not yet started `timeout` seconds after the last one was due is not
+    sent (the server is that far behind); it counts as an error, and as an infinite latency in the
+    percentiles, like a request without an answer."""
     count = len(rendered.parts)
     latencies: list[float | None] = [None] * count
     statuses: list[int] = [0] * count
     duplicates = [False] * count
     start = time.perf_counter() + 0.2
+    give_up = start + count / rate + timeout
 
     def worker(k: int) -> None:
         conn = None
@@ -296,6 +301,8 @@ def run_fixed_rate(port: int, rendered: Rendered, rate: float, workers: int = 32
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
+            elif time.perf_counter() > give_up:
+                break
             path, headers, body = rendered.parts[i]
             try:
                 if conn is None:
@@ -318,15 +325,16 @@ def run_fixed_rate(port: int, rendered: Rendered, rate: float, workers: int = 32
     for t in pool:
         t.start()
     for t in pool:
-        t.join(timeout=count / rate + timeout + 30)
+        t.join(timeout=max(0.0, give_up - time.perf_counter()) + 2 * timeout)
     elapsed = time.perf_counter() - start
-    done = sorted(lat * 1000 for lat in latencies if lat is not None)
+    answered = [lat * 1000 for lat in latencies if lat is not None]
+    everything = sorted(answered + [math.inf] * (count - len(answered)))
     ok = sum(1 for s in statuses if s == 200)
-    return FixedRate(rate=rate, sent=count, seconds=round(elapsed, 2), achieved_rps=round(len(done) / elapsed, 1),
-                     p50_ms=round(percentile(done, 0.50), 2), p90_ms=round(percentile(done, 0.90), 2),
-                     p99_ms=round(percentile(done, 0.99), 2), max_ms=round(done[-1] if done else math.nan, 2),
-                     ok=ok, duplicate=sum(duplicates), other=sum(1 for s in statuses if s not in (200, -1)),
-                     errors=sum(1 for s in statuses if s == -1))
+    return FixedRate(rate=rate, sent=count, seconds=round(elapsed, 2), achieved_rps=round(len(answered) / elapsed, 1),
+                     p50_ms=round(percentile(everything, 0.50), 2), p90_ms=round(percentile(everything, 0.90), 2),
+                     p99_ms=round(percentile(everything, 0.99), 2), max_ms=round(everything[-1], 2),
+                     ok=ok, duplicate=sum(duplicates), other=sum(1 for s in statuses if s > 0 and s != 200),
+                     errors=count - len(answered))
 
 
 # --- a run ---------------------------------------------------------------------------------------
@@ -350,6 +358,19 @@ def count_orders(database_url: str) -> int:
             return conn.execute(text("SELECT count(*) FROM orders WHERE order_id NOT LIKE 'o%'")).scalar_one()
     finally:
         engine.dispose()
+
+
+def py_spy() -> str | None:
+    return shutil.which("py-spy", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+
+
+def start_py_spy(prefix: str, target: str, pid: int, seconds: float) -> subprocess.Popen:
+    """py-spy sampling the server (master and workers) during the closed loop: collapsed stacks,
+    one line per distinct stack with its sample count, in <prefix>-<target>.txt."""
+    out = f"{prefix}-{target}.txt"
+    return subprocess.Popen([py_spy(), "record", "--subprocesses", "--pid", str(pid), "--rate", "250",
+                             "--duration", str(max(1, int(seconds))), "--nonblocking", "--format", "raw", "-o", out],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 _PG_SERVERS: dict[str, object] = {}  # admin URL -> the PostgresServer started by main()
@@ -393,10 +414,13 @@ def bench_target(target: str, args, wrk: str, factory: OrderFactory, work: Path,
         # The ceiling stores nothing: it may cycle through fewer requests.
         closed_file = factory.render(size if target != "bare" else min(size, 5_000)).write(work / "closed.req")
         postmaster = pg_postmaster(pg_admin_url) if target == "postgresql" else None
+        spy = start_py_spy(args.py_spy, target, server.process.pid, args.duration) if args.py_spy else None
         cpu_before = tree_cpu_seconds(server.process.pid), tree_cpu_seconds(postmaster)
         closed = run_wrk(wrk, server.port, closed_file, work, seconds=args.duration, connections=args.connections,
                          threads=args.threads, wrap=target == "bare")
         cpu_after = tree_cpu_seconds(server.process.pid), tree_cpu_seconds(postmaster)
+        if spy is not None:
+            spy.wait(timeout=args.duration + 60)
         closed.app_cpu_ms = round(1000 * (cpu_after[0] - cpu_before[0]) / max(closed.requests, 1), 2)
         closed.db_cpu_ms = round(1000 * (cpu_after[1] - cpu_before[1]) / max(closed.requests, 1), 2)
         say(f"[{target}] fixed rate: {args.rate:g} req/s for {args.rate_seconds:g} s")
@@ -489,6 +513,8 @@ def parse_args(argv):
     p.add_argument("--seed-orders", type=int, default=20_000,
                    help="orders of the shop's history, imported before the run (default 20000; 0: a new shop)")
     p.add_argument("--json", metavar="PATH", help="also write every figure as JSON")
+    p.add_argument("--py-spy", metavar="PREFIX", help="profile each server during its closed loop with py-spy "
+                                                      "(collapsed stacks in PREFIX-<target>.txt)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, databases)")
     return p.parse_args(argv)
 
@@ -505,6 +531,9 @@ def main(argv=None) -> int:
     if wrk is None:
         print("bench/ingest.py: `wrk` is not installed; it is the load generator of this benchmark.\n"
               "  Debian/Ubuntu: apt-get install -y wrk    (this script installs nothing itself)", file=sys.stderr)
+        return 2
+    if args.py_spy and py_spy() is None:
+        print("bench/ingest.py: --py-spy needs py-spy: .venv/bin/pip install py-spy", file=sys.stderr)
         return 2
     say = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     info = machine()

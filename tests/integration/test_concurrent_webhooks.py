@@ -12,7 +12,6 @@ import threading
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import func, select
 
 from connector import config
@@ -25,7 +24,9 @@ from tests.senders import ShopifySender, shops_toml
 
 ROUNDS = 10
 AT_ONCE = 4
-def test_orders_of_one_customer_arriving_at_once_all_count_in_its_state(store, database_url, request):
+
+
+def test_orders_of_one_customer_arriving_at_once_all_count_in_its_state(store, database_url):
     shop = config.parse(shops_toml(database_url), env={}).shops["shopify"]
     with store.transaction() as conn:  # a shop whose webhooks use the stored figures (a large shop)
         store.save_shop_figures(conn, shop.id, Decimal("50000"), SMALL_SHOP_WINDOW_ORDERS, Bands(40, 90, 180, False),
