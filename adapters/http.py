@@ -154,8 +154,9 @@ def send(http: requests.Session, method: str, url: str, *, destination: str, sec
 
 # --- retries ------------------------------------------------------------------------------------
 
-class _at_least_retry_after(wait_base):
-    """Wait as `backoff` says, but never less than the `retry_after` the vendor asked for."""
+class AtLeastRetryAfter(wait_base):
+    """Wait as `backoff` says, but never less than the `retry_after` the vendor asked for
+    (the error's `retry_after`; used for destinations and platform APIs alike)."""
 
     def __init__(self, backoff: wait_base):
         self.backoff = backoff
@@ -165,7 +166,7 @@ class _at_least_retry_after(wait_base):
         return max(self.backoff(retry_state), getattr(error, "retry_after", None) or 0.0)
 
 
-class _vendor_wait_exceeds(stop_base):
+class RetryAfterExceeds(stop_base):
     """Stop when the vendor asks for a longer pause than we hold a worker for: reschedule instead."""
 
     def __init__(self, max_wait: float):
@@ -183,8 +184,8 @@ def with_retries(fn: Callable[[], T], *, attempts: int = 3, max_wait: float = 30
     is one whose `retry_after` exceeds `max_wait` (the caller reschedules rather than block)."""
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(RetriableDestinationError),
-        stop=tenacity.stop_after_attempt(attempts) | _vendor_wait_exceeds(max_wait),
-        wait=_at_least_retry_after(tenacity.wait_exponential_jitter(initial=initial, max=max_wait)),
+        stop=tenacity.stop_after_attempt(attempts) | RetryAfterExceeds(max_wait),
+        wait=AtLeastRetryAfter(tenacity.wait_exponential_jitter(initial=initial, max=max_wait)),
         sleep=sleep,
         reraise=True,
     )

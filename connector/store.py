@@ -167,23 +167,14 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One atomic unit of writes; a database that does not answer raises StorageUnavailableError."""
-        try:
-            with self.engine.begin() as conn:
-                yield conn
-        except DBAPIError as exc:
-            if exc.connection_invalidated or _is_unavailable(exc):
-                raise StorageUnavailableError(f"database unavailable: {type(exc.orig).__name__}") from exc
-            raise
+        with _unavailable_as_error(), self.engine.begin() as conn:
+            yield conn
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
-        try:
-            with self.reader.connect() as conn:
-                yield conn
-        except DBAPIError as exc:
-            if exc.connection_invalidated or _is_unavailable(exc):
-                raise StorageUnavailableError(f"database unavailable: {type(exc.orig).__name__}") from exc
-            raise
+        """A connection for reads (on SQLite, one that takes no write lock)."""
+        with _unavailable_as_error(), self.reader.connect() as conn:
+            yield conn
 
     def ping(self) -> bool:
         try:
@@ -524,6 +515,17 @@ def _sqlite_engine(url: str, *, immediate: bool, busy_timeout_ms: int) -> Engine
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+@contextlib.contextmanager
+def _unavailable_as_error() -> Iterator[None]:
+    """A database that does not answer becomes StorageUnavailableError (HTTP 503, CLI exit 1)."""
+    try:
+        yield
+    except DBAPIError as exc:
+        if exc.connection_invalidated or _is_unavailable(exc):
+            raise StorageUnavailableError(f"database unavailable: {type(exc.orig).__name__}") from exc
+        raise
 
 
 def _is_unavailable(exc: DBAPIError) -> bool:

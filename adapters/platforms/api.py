@@ -28,10 +28,8 @@ from urllib.parse import urlsplit
 
 import requests
 import tenacity
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
 
-from adapters.http import make_session, retry_after_seconds, vendor_message
+from adapters.http import AtLeastRetryAfter, RetryAfterExceeds, make_session, retry_after_seconds, vendor_message
 from connector.config import ShopSettings
 from connector.errors import (
     ConfigError, PayloadError, PlatformApiError, PlatformAuthError, RetriablePlatformError, UserError, mask, scrub,
@@ -170,8 +168,8 @@ class PlatformHttp:
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(RetriablePlatformError),
-            stop=tenacity.stop_after_attempt(attempts or self.attempts) | _platform_wait_exceeds(self.max_wait),
-            wait=_at_least_retry_after(tenacity.wait_exponential_jitter(initial=1, max=60)),
+            stop=tenacity.stop_after_attempt(attempts or self.attempts) | RetryAfterExceeds(self.max_wait),
+            wait=AtLeastRetryAfter(tenacity.wait_exponential_jitter(initial=1, max=60)),
             sleep=self.sleep,
             before_sleep=note,
             reraise=True,
@@ -181,26 +179,6 @@ class PlatformHttp:
     def request(self, method: str, url: str, **kwargs) -> requests.Response:
         """`once()` with retries."""
         return self.retrying(lambda: self.once(method, url, **kwargs))
-
-
-class _at_least_retry_after(wait_base):
-    """Wait as `backoff` says, but never less than the `retry_after` the platform asked for."""
-
-    def __init__(self, backoff: wait_base):
-        self.backoff = backoff
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        error = retry_state.outcome.exception() if retry_state.outcome else None
-        return max(self.backoff(retry_state), getattr(error, "retry_after", None) or 0.0)
-
-
-class _platform_wait_exceeds(stop_base):
-    def __init__(self, max_wait: float):
-        self.max_wait = max_wait
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        error = retry_state.outcome.exception() if retry_state.outcome else None
-        return (getattr(error, "retry_after", None) or 0.0) > self.max_wait
 
 
 def json_body(response: requests.Response, where: str) -> Any:
