@@ -449,7 +449,8 @@ def machine() -> dict:
         pg = "not found"
     wrk = shutil.which("wrk")
     wrk_version = subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split()[1] if wrk else "-"
-    return {"cpu": cpu, "cores": os.cpu_count(), "load": " ".join(f"{x:.2f}" for x in os.getloadavg()), "memory_gib": round(mem_kib / 2**20, 1),
+    return {"cpu": cpu, "cores": os.cpu_count(), "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+            "memory_gib": round(mem_kib / 2**20, 1),
             "kernel": platform.release(), "python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
             "postgresql": pg, "wrk": f"wrk {wrk_version}",
             **{name: version(name) for name in ("gunicorn", "flask", "sqlalchemy", "psycopg")}}
@@ -546,11 +547,15 @@ def main(argv=None) -> int:
             from tests.pg_server import PostgresServer
 
             try:
-                pg_server = PostgresServer(durable=True)
-            except RuntimeError as exc:
-                print(f"bench/ingest.py: {exc}", file=sys.stderr)
+                server = PostgresServer(durable=True)
+                pg_admin_url = server.start()
+            except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+                detail = getattr(exc, "stderr", None) or b""
+                print(f"bench/ingest.py: PostgreSQL could not be started ({exc}) "
+                      f"{detail.decode(errors='replace').strip()[-300:]}\n  run with --targets bare,sqlite "
+                      "to leave it out", file=sys.stderr)
                 return 2
-            pg_admin_url = pg_server.start()
+            pg_server = server
             _PG_SERVERS[pg_admin_url] = pg_server
             say(f"PostgreSQL started on port {pg_server.port}, durable: fsync=on, synchronous_commit=on")
         factory = OrderFactory(args.customers)

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-from datetime import datetime
-from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -31,7 +28,6 @@ from connector.app import create_app
 from connector.errors import PayloadError
 from connector.inbound import Inbound, RecordRefund, UpsertOrder
 from connector.schema import customers, deliveries, orders, outbox, refunds, stage_changes
-from connector.orders import to_utc
 from connector.store import Store, money_to_micros, to_micros
 from tests.conftest import NOW
 from tests.senders import SECRETS, SENDERS, shops_toml
@@ -99,7 +95,6 @@ TEXTS = ["", " ", "jane@example.com", "JANE@EXAMPLE.COM ", "@", "a@b", "\u00e4@\
 AMOUNT_KEYS = frozenset({"amount", "total", "total_price", "refunded", "subtotal", "total_tax"})
 DATE_KEYS = frozenset({"processed_at", "created_at", "updated_at", "cancelled_at", "placed_at", "date_created_gmt",
                        "date_modified_gmt", "date_paid_gmt", "timestamp"})
-MAX_STORABLE_AMOUNT = Decimal(INT64).scaleb(-6)  # amounts are stored as 64-bit integer millionths
 
 
 def _utf8(text: str) -> bool:
