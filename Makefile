@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test package bench clean
+.PHONY: run test package bench bench-ingest clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ package: $(INSTALLED)
 
 bench: $(INSTALLED)
 	$(BIN)/python bench/recompute.py
+	$(BIN)/python bench/sync.py
+
+bench-ingest: $(INSTALLED)  # needs wrk (apt-get install -y wrk): a bench setup step, not part of make test
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -47,9 +47,9 @@ def parse_instant(raw: str) -> datetime:
         if len(value) == 10:
             return datetime.combine(datetime.strptime(value, "%Y-%m-%d").date(), time(), timezone.utc)
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved across an offset
         raise ValueError(f"{raw!r} is not an ISO 8601 date or date-time") from None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
 
 
 def _decimal(raw: str, column: str) -> Decimal:

@@ -68,7 +68,11 @@ class Server:
         self._log.close()
 
     def __enter__(self) -> "Server":
-        return self.wait_ready()
+        try:
+            return self.wait_ready()
+        except BaseException:
+            self.stop()  # never leave a half-started server behind
+            raise
 
     def __exit__(self, *exc) -> None:
         self.stop()

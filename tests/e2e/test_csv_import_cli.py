@@ -159,3 +159,8 @@ def test_check_config_lists_every_problem_at_once(tmp_path):
     for expected in ("id: must match", "platform: must be one of", "NOPE_SECRET is not set",
                      "recent_days < nurture_days < risk_days"):
         assert expected in result.stderr
+
+
+def test_an_instant_at_the_calendar_limit_is_a_one_line_error(config_file):
+    result = run(config_file, "stages", "--shop", "acme", "--at", "0001-01-01T00:00:00+01:00", check=False)
+    assert result.returncode == 1 and "not an ISO 8601" in result.stderr and "Traceback" not in result.stderr
