@@ -29,15 +29,6 @@ EXISTING = {"merge_fields": [
 ], "total_items": 3}
 
 
-@pytest.fixture
-def rsps():
-    """Vendor HTTP; a request to any URL not registered fails the test."""
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-        stray = [c.request.url for c in mock.calls if "Connection refused by Responses" in str(c.response)]
-        assert not stray, f"unexpected requests: {stray}"
-
-
 def settings(**overrides) -> DestinationSettings:
     values = dict(type="mailchimp", name="mailchimp", properties=PROPS, events=True, base_url=None,
                   rate_per_minute=None, options={"api_key": KEY, "list_id": LIST})

@@ -23,15 +23,6 @@ ANN = ContactUpdate("ann@example.com", None, {"lifecycle_stage": "Champions", "o
                                               "since": "2026-05-02"})
 
 
-@pytest.fixture
-def rsps():
-    """Vendor HTTP; a request to any URL not registered fails the test."""
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-        stray = [c.request.url for c in mock.calls if "Connection refused by Responses" in str(c.response)]
-        assert not stray, f"unexpected requests: {stray}"
-
-
 def settings(events=True, **overrides) -> DestinationSettings:
     values = dict(type="omnisend", name="omnisend", properties=PROPS, events=events, base_url=None,
                   rate_per_minute=None, options={"api_key": KEY})

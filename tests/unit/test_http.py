@@ -18,15 +18,6 @@ KEY = "sk-live-0123456789abcdef"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def rsps():
-    """Vendor HTTP; a request to any URL not registered fails the test."""
-    with responses.RequestsMock(assert_all_requests_are_fired=True) as mock:
-        yield mock
-        stray = [c.request.url for c in mock.calls if "Connection refused by Responses" in str(c.response)]
-        assert not stray, f"unexpected requests: {stray}"
-
-
 def call(**kwargs):
     return http.send(http.make_session(), "POST", URL, destination="acme-vendor", secrets=[KEY], json={}, **kwargs)
 
