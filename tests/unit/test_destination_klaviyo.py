@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
-import responses
 
 from adapters.destinations import create, klaviyo
 from connector.config import DestinationSettings

@@ -8,7 +8,6 @@ import json
 
 import pytest
 import requests
-import responses
 
 from adapters.destinations import create, mailchimp, validate
 from connector.config import DestinationSettings

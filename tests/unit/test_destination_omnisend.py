@@ -8,7 +8,6 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
-import responses
 
 from adapters.destinations import create, omnisend
 from connector.config import DestinationSettings

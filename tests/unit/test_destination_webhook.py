@@ -9,7 +9,6 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
-import responses
 
 from adapters.destinations import create, validate, webhook
 from adapters.platforms.signatures import verify_standard

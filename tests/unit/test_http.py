@@ -7,7 +7,6 @@ from email.utils import format_datetime
 
 import pytest
 import requests
-import responses
 
 from adapters import http
 from connector.errors import FatalDestinationError, RetriableDestinationError
