@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timezone
 
 import pytest
+import responses
 
 from adapters.destinations import create, validate
 from connector.config import DestinationSettings
