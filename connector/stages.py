@@ -18,6 +18,7 @@ from connector.orders import Order, ZERO
 
 WINDOW = timedelta(days=365)
 DAY = timedelta(days=1)
+DAY_MICROS = 86_400 * 1_000_000
 ADAPTIVE_MIN_RETURNING = 100
 BAND_MIN, BAND_MAX = 7, 365
 
@@ -141,8 +142,12 @@ def purchase_interval(figures: CustomerFigures) -> Fraction | None:
     if figures.orders_365d < 2 or figures.first_window_at is None or figures.last_at is None:
         return None
     span = figures.last_at - figures.first_window_at
-    micros = (span.days * 86_400 + span.seconds) * 1_000_000 + span.microseconds
-    return Fraction(micros, 86_400 * 1_000_000 * (figures.orders_365d - 1))
+    return interval_of_span((span.days * 86_400 + span.seconds) * 1_000_000 + span.microseconds, figures.orders_365d)
+
+
+def interval_of_span(span_micros: int, orders_365d: int) -> Fraction:
+    """Mean days between F window orders whose first and last are `span_micros` apart, exact."""
+    return Fraction(span_micros, DAY_MICROS * (orders_365d - 1))
 
 
 def recency_bands(intervals: Sequence[Fraction], settings: RfmSettings) -> Bands:
