@@ -1,11 +1,11 @@
 """The ceiling of the stack for `bench/ingest.py`: Flask under gunicorn that verifies a Shopify
 webhook's HMAC on the raw body and answers 200, with no parsing and no storage.
 
-Served exactly like `stagesync serve` (gunicorn, gthread, one worker per core, 4 threads each),
+Served exactly like `stagesync serve` (gunicorn, gthread, one worker per core, 16 threads each),
 so the difference between the two is what stagesync itself costs per webhook. The secret comes
 from $BENCH_WEBHOOK_SECRET, read when the app is built (nothing happens at import time):
 
-    BENCH_WEBHOOK_SECRET=... gunicorn -k gthread -w 2 --threads 4 --chdir bench 'bare_flask_app:create_app()'
+    BENCH_WEBHOOK_SECRET=... gunicorn -k gthread -w 2 --threads 16 --chdir bench 'bare_flask_app:create_app()'
 """
 
 from __future__ import annotations

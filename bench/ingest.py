@@ -162,13 +162,16 @@ class Process:
                 self.process.wait()
 
 
+from connector.app import WEBHOOK_THREADS  # noqa: E402 - after the sys.path line
+
+
 def gunicorn_workers() -> int:
     return os.cpu_count() or 1  # what `stagesync serve` uses
 
 
 def start_bare(work: Path) -> Process:
     command = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(gunicorn_workers()),
-               "--threads", "4", "--timeout", "30", "--bind", "127.0.0.1:{port}", "--chdir", str(ROOT / "bench"),
+               "--threads", str(WEBHOOK_THREADS), "--timeout", "30", "--bind", "127.0.0.1:{port}", "--chdir", str(ROOT / "bench"),
                "bare_flask_app:create_app()"]
     return Process(command, work / "bare.log", env={"BENCH_WEBHOOK_SECRET": SECRET}).wait_ready()
 
@@ -462,7 +465,7 @@ def report(results: list[TargetResult], args, info: dict) -> str:
     lines = [f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, Linux {info['kernel']}, "
              f"Python {info['python']}, SQLite {info['sqlite']}, {info['postgresql']} (fsync on), {info['wrk']}; "
              f"load average before the run {info['load']}",
-             f"gunicorn {info['gunicorn']} gthread, {gunicorn_workers()} workers x 4 threads (`stagesync serve "
+             f"gunicorn {info['gunicorn']} gthread, {gunicorn_workers()} workers x {WEBHOOK_THREADS} threads (`stagesync serve "
              f"--no-worker`); {shop}; wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s; fixed rate "
              f"{args.rate:g} req/s for {args.rate_seconds:g} s (open loop, latency from the scheduled start)", "",
              "| target | closed-loop req/s | share of ceiling | CPU ms / request (app + db) | closed p50 / p99 ms | "
@@ -504,7 +507,7 @@ def parse_args(argv):
     p.add_argument("--duration", type=float, default=10, help="closed-loop seconds per target (default 10)")
     p.add_argument("--requests", type=int, default=15_000,
                    help="signed requests rendered for each closed loop; wrk stops when they are sent (default 15000)")
-    p.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    p.add_argument("--connections", type=int, default=64, help="wrk connections (default 64)")
     p.add_argument("--threads", type=int, default=1, help="wrk threads (default 1: leave the cores to the server)")
     p.add_argument("--warmup", type=float, default=2, help="warm-up seconds (default 2)")
     p.add_argument("--warmup-requests", type=int, default=2_000)

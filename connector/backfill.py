@@ -131,10 +131,10 @@ def poll(store: Store, shop: ShopSettings, now: datetime, *, client=None,
             touched: set[str] = set()
             changed = 0
             for order in orders:  # the webhook path: one order at a time, the newest version wins
-                _, previous_key = store.order_customer(conn, shop.id, order.order_id)
-                if store.upsert_order(conn, order):
+                written = store.store_order(conn, order)
+                if written.changed:
                     changed += 1
-                    touched.update(k for k in (previous_key, order.customer_key) if k)
+                    touched.update(k for k in (written.previous_key, order.customer_key) if k)
             if touched:
                 figures = current_shop_figures(store, conn, shop, now)
                 for key in sorted(touched):

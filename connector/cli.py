@@ -83,7 +83,6 @@ def check_config(args: argparse.Namespace) -> int:
 @command("import")
 def import_command(args: argparse.Namespace) -> int:
     from connector.csv_import import import_csv
-    from connector.evaluation import recompute
     from connector.progress import Progress
 
     settings, shop = _shop(args)

@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from connector.config import ShopSettings
 from connector.orders import ZERO
 from connector.stages import (
-    CustomerFigures, Evaluation, ShopFigures, evaluate, purchase_interval, recency_bands,
+    CustomerFigures, Evaluation, ShopFigures, evaluate, interval_of_span, purchase_interval, recency_bands,
 )
 from connector.store import StoredState, Store, state_of
 
@@ -28,6 +28,9 @@ from connector.store import StoredState, Store, state_of
 # itself: cheap for a small shop, and a young shop's figures move fast. Larger shops rely on the
 # daily `recompute`, which refreshes them.
 SMALL_SHOP_WINDOW_ORDERS = 5_000
+# A webhook of a larger shop reuses the stored figures its process read up to this long ago: a
+# daily recompute's new figures reach the webhooks within a minute.
+STORED_FIGURES_MAX_AGE_S = 60.0
 WRITE_CHUNK = 5_000
 NO_FIGURES = CustomerFigures()
 
@@ -135,12 +138,14 @@ def current_shop_figures(store: Store, conn: Connection, shop: ShopSettings, now
                          save: bool = True) -> ShopFigures:
     """The stored shop figures, refreshed from the orders when missing or when the shop is small
     (and stored again when `save`, i.e. inside a write transaction)."""
-    stored = store.load_shop_figures(conn, shop.id)
+    stored = store.load_shop_figures(conn, shop.id, max_age=STORED_FIGURES_MAX_AGE_S)
     if stored is not None and stored[1] >= SMALL_SHOP_WINDOW_ORDERS:
         window_amount, window_orders, bands = stored
         return ShopFigures(window_amount, window_orders, bands)
-    rows = [(r.customer_key, r.figures) for r in store.customer_rows(conn, shop.id, now)]
-    figures = build_shop_figures(rows, shop)
+    window_amount, window_orders = store.window_totals(conn, shop.id, now)
+    spans = store.returning_spans(conn, shop.id, now) if shop.rfm.adaptive else []
+    intervals = [interval_of_span(span, count) for span, count in spans]
+    figures = ShopFigures(window_amount, window_orders, recency_bands(intervals, shop.rfm))
     if save:
         store.save_shop_figures(conn, shop.id, figures.window_amount, figures.window_orders, figures.bands, now)
     return figures
@@ -152,10 +157,9 @@ def evaluate_customer(store: Store, conn: Connection, shop: ShopSettings, key: s
 
     Returns the evaluation and whether the stored state changed.
     """
-    figures = store.customer_figures(conn, shop.id, key, now) or NO_FIGURES
+    figures, before = store.customer_figures_and_state(conn, shop.id, key, now)
     shop_figures = shop_figures or current_shop_figures(store, conn, shop, now)
-    evaluation = evaluate(figures, shop_figures, shop.rfm, shop.phases, now)
-    before = store.load_state(conn, shop.id, key)
+    evaluation = evaluate(figures or NO_FIGURES, shop_figures, shop.rfm, shop.phases, now)
     after = next_state(evaluation, before, now)
     if before is not None and before.same_as(after):
         return evaluation, False

@@ -83,9 +83,9 @@ def apply(store: Store, conn: Connection, shop: ShopSettings, todo, now: datetim
     for action in todo:
         if isinstance(action, actions.UpsertOrder):
             order = action.order
-            _, previous_key = store.order_customer(conn, shop.id, order.order_id)
-            if store.upsert_order(conn, order):
-                touched.update(k for k in (previous_key, order.customer_key) if k)
+            written = store.store_order(conn, order)
+            if written.changed:
+                touched.update(k for k in (written.previous_key, order.customer_key) if k)
         elif isinstance(action, actions.DeleteOrder):
             key = store.delete_order(conn, shop.id, action.order_id, action.updated_at)
             touched.update([key] if key else [])

@@ -15,6 +15,7 @@ import tempfile
 
 from gunicorn.app.base import BaseApplication
 
+from connector.app import WEBHOOK_THREADS
 from connector.config import Settings
 
 
@@ -68,7 +69,7 @@ def serve(settings: Settings, config_path: str | None, host: str, port: int, wor
         "bind": f"{host}:{port}",
         "workers": workers or os.cpu_count() or 1,
         "worker_class": "gthread",
-        "threads": 4,
+        "threads": WEBHOOK_THREADS,
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": None,

@@ -12,22 +12,26 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import Connection, Engine, and_, case, create_engine, delete, event, func, select, update
+from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
+from connector import statements
 from connector.errors import StorageUnavailableError
 from connector.orders import Order
 from connector.schema import (
     customers, data_requests, deliveries, orders, outbox, refunds, shop_figures, stage_changes, sync_cursors, synced,
 )
 from connector.stages import WINDOW, Bands, CustomerFigures
+from connector.statements import STATE_COLUMNS, figures_select
 
 HEAD_REVISION = "0003"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -110,7 +114,13 @@ def figures_of(state: StoredState, first_window_at: datetime | None = None) -> C
     )
 
 
-_STATE_COLUMNS = [customers.c[name] for name in (f.name for f in dataclasses.fields(StoredState))]
+@dataclass(frozen=True, slots=True)
+class OrderWrite:
+    """What `Store.store_order` did: whether it changed anything, and the customer the order
+    belonged to before (None when it was not stored): a re-assigned order touches both."""
+
+    changed: bool
+    previous_key: str | None
 
 
 # --- the store ---------------------------------------------------------------------------------
@@ -118,19 +128,33 @@ _STATE_COLUMNS = [customers.c[name] for name in (f.name for f in dataclasses.fie
 class Store:
     """A database of one stagesync installation (all shops)."""
 
-    def __init__(self, engine: Engine, reader: Engine | None = None):
+    def __init__(self, engine: Engine, reader: Engine | None = None, writer_wait_s: float | None = None):
         self.engine = engine
         self.reader = reader or engine  # SQLite: a second engine whose reads take no write lock
+        # SQLite: one writer at a time. This process's threads queue for their turn on a lock
+        # (woken the moment it is free) rather than in SQLite's busy handler, which sleeps and
+        # polls; only writers of other processes meet there.
+        self._writer = threading.Lock() if writer_wait_s is not None else None
+        self._writer_wait_s = writer_wait_s
+        self.sql = statements.for_dialect(engine.dialect.name)
+        self._shop_figures_read: dict[str, tuple[float, tuple[Decimal, int, Bands] | None]] = {}
 
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS) -> "Store":
-        """Connect; `busy_timeout_ms` bounds how long SQLite waits for another writer's lock."""
+    def open(cls, url: str, *, migrate: bool = True, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
+             pre_ping: bool = True, pool_size: int = 5) -> "Store":
+        """Connect; `busy_timeout_ms` bounds how long SQLite waits for another writer's lock.
+
+        `pre_ping` tests each pooled PostgreSQL connection before use (one round trip). The webhook
+        receiver turns it off: a connection that died fails its statement, the pool drops it, and
+        the answer is a 503 that the platform retries.
+        """
         url = normalise_url(url)
         if url.startswith("sqlite"):
             store = cls(_sqlite_engine(url, immediate=True, busy_timeout_ms=busy_timeout_ms),
-                        _sqlite_engine(url, immediate=False, busy_timeout_ms=busy_timeout_ms))
+                        _sqlite_engine(url, immediate=False, busy_timeout_ms=busy_timeout_ms),
+                        writer_wait_s=busy_timeout_ms / 1000)
         else:
-            store = cls(create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5))
+            store = cls(create_engine(url, pool_pre_ping=pre_ping, pool_size=pool_size, max_overflow=5))
         if migrate:
             store.migrate()
         return store
@@ -167,8 +191,20 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One atomic unit of writes; a database that does not answer raises StorageUnavailableError."""
-        with _unavailable_as_error(), self.engine.begin() as conn:
+        with self._writer_turn(), _unavailable_as_error(), self.engine.begin() as conn:
             yield conn
+
+    @contextlib.contextmanager
+    def _writer_turn(self) -> Iterator[None]:
+        if self._writer is None:
+            yield
+            return
+        if not self._writer.acquire(timeout=self._writer_wait_s):
+            raise StorageUnavailableError("database unavailable: the write lock stayed busy")
+        try:
+            yield
+        finally:
+            self._writer.release()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
@@ -190,30 +226,25 @@ class Store:
         return (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(table)
 
     def upsert_order(self, conn: Connection, order: Order) -> bool:
-        """Store `order` unless the stored version is as new or newer. True when something changed.
+        """Store `order` unless the stored version is as new or newer. True when something changed."""
+        return self.store_order(conn, order).changed
+
+    def store_order(self, conn: Connection, order: Order) -> OrderWrite:
+        """Store `order` unless the stored version is as new or newer (`upsert_order`), and say
+        whose order it was before.
 
         A version without `updated_at` replaces only a version without `updated_at` either.
         Refunds recorded on their own (`record_refund`) still count: refunded = max of both.
         """
-        stored = conn.execute(
-            select(orders.c.updated_at, orders.c.status).where(
-                orders.c.shop_id == order.shop_id, orders.c.order_id == order.order_id)
-        ).first()
-        if stored is not None and not _is_newer(order, stored.updated_at):
-            return False
-        recorded = conn.execute(
-            select(func.coalesce(func.sum(refunds.c.amount), 0)).where(
-                refunds.c.shop_id == order.shop_id, refunds.c.order_id == order.order_id)
-        ).scalar_one()
-        if recorded and money_to_micros(order.refunded) < recorded:
-            order = dataclasses.replace(order, refunded=micros_to_money(recorded))
-        values = _order_values(order)
-        statement = self._insert(orders).values(**values)
-        conn.execute(statement.on_conflict_do_update(
-            index_elements=[orders.c.shop_id, orders.c.order_id],
-            set_={k: statement.excluded[k] for k in values if k not in ("shop_id", "order_id")},
-        ))
-        return True
+        stored = conn.execute(self.sql.order_version,
+                              dict(shop_id=order.shop_id, order_id=order.order_id)).one()
+        previous_key = stored.customer_key if stored.stored else None
+        if stored.stored and not _is_newer(order, stored.updated_at):
+            return OrderWrite(False, previous_key)
+        if stored.refunds_recorded and money_to_micros(order.refunded) < stored.refunds_recorded:
+            order = dataclasses.replace(order, refunded=micros_to_money(stored.refunds_recorded))
+        written = conn.execute(self.sql.upsert_order, _order_values(order)).first() is not None
+        return OrderWrite(written, previous_key)
 
     def upsert_orders(self, conn: Connection, batch: Sequence[Order]) -> int:
         """Bulk load (CSV import, backfill) with the rules of `upsert_order`; returns rows changed.
@@ -255,12 +286,6 @@ class Store:
                 found[row.order_id] = _order_from_row(row)
         return found
 
-    def order_customer(self, conn: Connection, shop_id: str, order_id: str) -> tuple[bool, str | None]:
-        """(stored?, customer_key) of an order."""
-        row = conn.execute(select(orders.c.customer_key).where(
-            orders.c.shop_id == shop_id, orders.c.order_id == order_id)).first()
-        return (row is not None, row.customer_key if row else None)
-
     def delete_order(self, conn: Connection, shop_id: str, order_id: str, updated_at: datetime | None) -> str | None:
         """Mark an order deleted (it stops counting). Returns its customer key; None when unknown."""
         stored = conn.execute(select(orders).where(
@@ -294,9 +319,9 @@ class Store:
 
     def record_delivery(self, conn: Connection, shop_id: str, delivery_id: str, topic: str, now: datetime) -> bool:
         """True the first time a delivery id is seen for the shop; False for a duplicate."""
-        return conn.execute(self._insert(deliveries).values(
+        return conn.execute(self.sql.record_delivery, dict(
             shop_id=shop_id, delivery_id=delivery_id, topic=topic, received_at=to_micros(now),
-        ).on_conflict_do_nothing().returning(deliveries.c.delivery_id)).first() is not None
+        )).first() is not None
 
     def lock_customers(self, conn: Connection, shop_id: str, keys: Iterable[str]) -> None:
         """Hold these customers until the transaction ends, so that two deliveries for one customer
@@ -307,7 +332,7 @@ class Store:
             return
         for key in sorted(set(keys)):
             digest = hashlib.blake2b(f"{shop_id}\x00{key}".encode(), digest_size=8).digest()
-            conn.execute(select(func.pg_advisory_xact_lock(int.from_bytes(digest, "big", signed=True))))
+            conn.execute(self.sql.lock, dict(lock_id=int.from_bytes(digest, "big", signed=True)))
 
     def delivery_seen(self, shop_id: str, delivery_id: str) -> bool:
         with self.read() as conn:
@@ -339,40 +364,33 @@ class Store:
 
     # --- reads: figures ------------------------------------------------------------------------
 
-    def _figures_query(self, shop_id: str, now: datetime, key: str | None = None, all_keys: bool = True):
-        """One pass over the shop's orders: every customer's figures at `now`.
-
-        Invalid orders and orders after `now` count nowhere, but their customers still appear
-        (with zero figures: a prospect) so that every known customer is evaluated.
-        """
-        now_us = to_micros(now)
-        start_us = now_us - WINDOW_MICROS
-        counted = and_(orders.c.valid.is_(True), orders.c.placed_at <= now_us)
-        in_window = and_(counted, orders.c.placed_at > start_us)
-        query = select(
-            orders.c.customer_key,
-            func.sum(case((in_window, 1), else_=0)).label("orders_365d"),
-            func.sum(case((in_window, orders.c.amount), else_=0)).label("amount_365d"),
-            func.sum(case((counted, 1), else_=0)).label("orders_total"),
-            func.sum(case((counted, orders.c.amount), else_=0)).label("total_spent"),
-            func.min(case((counted, orders.c.placed_at)))
-            .label("first_at"),
-            func.max(case((counted, orders.c.placed_at))).label("last_at"),
-            func.min(case((in_window, orders.c.placed_at))).label("first_window_at"),
-        ).where(orders.c.shop_id == shop_id).group_by(orders.c.customer_key)
-        if key is not None:
-            query = query.where(orders.c.customer_key == key)
-        return query
-
     def customer_rows(self, conn: Connection, shop_id: str, now: datetime) -> Iterator[CustomerRow]:
         """Every customer's figures at `now`, the customer-less group (key None) included."""
-        for row in conn.execute(self._figures_query(shop_id, now)):
+        now_us = to_micros(now)
+        for row in conn.execute(figures_select(shop_id, now_us, now_us - WINDOW_MICROS)):
             yield CustomerRow(row.customer_key, _figures_from_row(row))
 
     def customer_figures(self, conn: Connection, shop_id: str, key: str, now: datetime) -> CustomerFigures | None:
         """One customer's figures at `now`; None when no order of theirs is stored."""
-        row = conn.execute(self._figures_query(shop_id, now, key=key)).first()
+        row = conn.execute(self.sql.customer_figures, dict(_window(shop_id, now), customer_key=key)).first()
         return None if row is None else _figures_from_row(row)
+
+    def customer_figures_and_state(self, conn: Connection, shop_id: str, key: str,
+                                   now: datetime) -> tuple[CustomerFigures | None, "StoredState | None"]:
+        """`customer_figures` and `load_state` in one query."""
+        row = conn.execute(self.sql.customer_figures_and_state, dict(_window(shop_id, now), customer_key=key)).one()
+        figures = None if row.customer_key is None else _figures_from_row(row)
+        stored = row[-len(STATE_COLUMNS):]
+        return figures, None if stored[0] is None else StoredState(*stored)
+
+    def window_totals(self, conn: Connection, shop_id: str, now: datetime) -> tuple[Decimal, int]:
+        """(sum of amounts, number) of the shop's window orders at `now`, customer-less ones included."""
+        orders_in_window, amount = conn.execute(self.sql.window_totals, _window(shop_id, now)).one()
+        return micros_to_money(amount), orders_in_window
+
+    def returning_spans(self, conn: Connection, shop_id: str, now: datetime) -> list[tuple[int, int]]:
+        """(micros from first to last window order, window orders) of each customer with 2 or more."""
+        return [tuple(row) for row in conn.execute(self.sql.returning_spans, _window(shop_id, now))]
 
     def customer_orders(self, conn: Connection, shop_id: str, key: str) -> list[Order]:
         rows = conn.execute(select(orders).where(orders.c.shop_id == shop_id, orders.c.customer_key == key)
@@ -394,35 +412,41 @@ class Store:
 
     def save_shop_figures(self, conn: Connection, shop_id: str, window_amount: Decimal, window_orders: int,
                           bands: Bands, now: datetime) -> None:
-        values = dict(shop_id=shop_id, window_amount=money_to_micros(window_amount), window_orders=window_orders,
-                      recent_days=bands.recent, nurture_days=bands.nurture, risk_days=bands.risk,
-                      adaptive=bands.adaptive, computed_at=to_micros(now))
-        statement = self._insert(shop_figures).values(**values)
-        conn.execute(statement.on_conflict_do_update(
-            index_elements=[shop_figures.c.shop_id], set_={k: statement.excluded[k] for k in values if k != "shop_id"}))
+        self._shop_figures_read.pop(shop_id, None)
+        conn.execute(self.sql.save_shop_figures, dict(
+            shop_id=shop_id, window_amount=money_to_micros(window_amount), window_orders=window_orders,
+            recent_days=bands.recent, nurture_days=bands.nurture, risk_days=bands.risk,
+            adaptive=bands.adaptive, computed_at=to_micros(now)))
 
-    def load_shop_figures(self, conn: Connection, shop_id: str) -> tuple[Decimal, int, Bands] | None:
-        row = conn.execute(select(shop_figures).where(shop_figures.c.shop_id == shop_id)).first()
-        if row is None:
-            return None
-        return (micros_to_money(row.window_amount), row.window_orders,
-                Bands(row.recent_days, row.nurture_days, row.risk_days, row.adaptive))
+    def load_shop_figures(self, conn: Connection, shop_id: str,
+                          max_age: float = 0) -> tuple[Decimal, int, Bands] | None:
+        """The shop figures stored by the last evaluation of the whole shop. With `max_age`
+        (seconds), figures this Store read at most that long ago are reused without a query: a
+        recompute run by another process is then seen up to `max_age` later."""
+        read_at, figures = self._shop_figures_read.get(shop_id, (None, None))
+        if read_at is not None and time.monotonic() - read_at <= max_age:
+            return figures
+        row = conn.execute(self.sql.load_shop_figures, dict(shop_id=shop_id)).first()
+        figures = None if row is None else (
+            micros_to_money(row.window_amount), row.window_orders,
+            Bands(row.recent_days, row.nurture_days, row.risk_days, row.adaptive))
+        self._shop_figures_read[shop_id] = (time.monotonic(), figures)
+        return figures
 
     # --- customer states -----------------------------------------------------------------------
 
     def load_states(self, conn: Connection, shop_id: str) -> dict[str, StoredState]:
-        rows = conn.execute(select(customers.c.customer_key, *_STATE_COLUMNS).where(customers.c.shop_id == shop_id))
+        rows = conn.execute(select(customers.c.customer_key, *STATE_COLUMNS).where(customers.c.shop_id == shop_id))
         return {row[0]: StoredState(*row[1:]) for row in rows}
 
     def load_state(self, conn: Connection, shop_id: str, key: str) -> StoredState | None:
-        row = conn.execute(select(*_STATE_COLUMNS).where(
-            customers.c.shop_id == shop_id, customers.c.customer_key == key)).first()
+        row = conn.execute(self.sql.load_state, dict(shop_id=shop_id, customer_key=key)).first()
         return None if row is None else StoredState(*row)
 
     def load_states_for(self, conn: Connection, shop_id: str, keys: Sequence[str]) -> dict[str, StoredState]:
         found: dict[str, StoredState] = {}
         for chunk in chunks(keys):
-            rows = conn.execute(select(customers.c.customer_key, *_STATE_COLUMNS).where(
+            rows = conn.execute(select(customers.c.customer_key, *STATE_COLUMNS).where(
                 customers.c.shop_id == shop_id, customers.c.customer_key.in_(chunk)))
             found.update((row[0], StoredState(*row[1:])) for row in rows)
         return found
@@ -434,14 +458,10 @@ class Store:
         if not states:
             return
         now_us = to_micros(now)
-        rows = [dict(shop_id=shop_id, customer_key=key, evaluated_at=now_us, **dataclasses.asdict(state))
+        guard = {} if unless_evaluated_after is None else dict(newest_us=max(now_us, to_micros(unless_evaluated_after)))
+        rows = [dict(shop_id=shop_id, customer_key=key, evaluated_at=now_us, **guard, **dataclasses.asdict(state))
                 for key, state in states.items()]
-        statement = self._insert(customers)
-        statement = statement.on_conflict_do_update(
-            index_elements=[customers.c.shop_id, customers.c.customer_key],
-            set_={c.name: statement.excluded[c.name] for c in [*_STATE_COLUMNS, customers.c.evaluated_at]},
-            where=None if unless_evaluated_after is None
-            else customers.c.evaluated_at <= max(now_us, to_micros(unless_evaluated_after)))
+        statement = self.sql.save_state if unless_evaluated_after is None else self.sql.save_state_unless_newer
         for chunk in chunks(rows, 5_000):
             conn.execute(statement, chunk)
 
@@ -451,7 +471,7 @@ class Store:
         at = to_micros(now)
         rows = [dict(shop_id=shop_id, customer_key=k, model=m, from_stage=f, to_stage=t, at=at) for k, m, f, t in changes]
         for chunk in chunks(rows, 5_000):
-            conn.execute(stage_changes.insert(), chunk)
+            conn.execute(self.sql.add_stage_change, chunk)
 
     # --- platform API cursors (backfill checkpoints, poll cursors) -----------------------------
 
@@ -475,17 +495,8 @@ class Store:
         now_us = to_micros(now)
         rows = [dict(shop_id=shop_id, destination=d, customer_key=k, state="pending", due_at=now_us, attempts=0,
                      queued_at=now_us) for k in keys for d in destinations]
-        if not rows:
-            return
-        statement = self._insert(outbox)
-        statement = statement.on_conflict_do_update(
-            index_elements=[outbox.c.shop_id, outbox.c.destination, outbox.c.customer_key],
-            set_=dict(state="pending", due_at=func.min(outbox.c.due_at, statement.excluded.due_at)
-                      if self.dialect == "sqlite" else func.least(outbox.c.due_at, statement.excluded.due_at),
-                      attempts=case((outbox.c.state == "dead", 0), else_=outbox.c.attempts),
-                      queued_at=statement.excluded.queued_at, generation=outbox.c.generation + 1))
         for chunk in chunks(rows, 5_000):
-            conn.execute(statement, chunk)
+            conn.execute(self.sql.enqueue, chunk)
 
     def outbox_depth(self, conn: Connection, shop_id: str | None = None) -> int:
         query = select(func.count()).select_from(outbox).where(outbox.c.state == "pending")
@@ -533,6 +544,11 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     return any(s in text for s in ("could not connect", "connection refused", "server closed", "terminating connection",
                                    "database is locked", "unable to open database", "disk i/o error",
                                    "connection is closed"))
+
+
+def _window(shop_id: str, now: datetime) -> dict:
+    now_us = to_micros(now)
+    return dict(shop_id=shop_id, now_us=now_us, start_us=now_us - WINDOW_MICROS)
 
 
 def chunks(items: Sequence, size: int = 500) -> Iterator[Sequence]:
