@@ -2,7 +2,8 @@
 
 verify the raw body (before any parsing) -> parse into platform-neutral actions -> in ONE
 transaction: de-duplicate by delivery id, apply the actions, re-evaluate every customer they
-touch, queue the sync. Only after that commit does the caller answer 200.
+touch, queue the sync. Only after that commit does the caller answer 200. Deliveries that arrive
+together share their transaction (connector.group_commit): one commit for all of them.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def receive(store: Store, shop: ShopSettings, headers: Mapping[str, str], body: 
     if not delivery.actions:
         return Receipt("ignored", delivery.topic, delivery.ignored_reason)
     at = evaluation_instant(delivery.actions, now)
-    with store.transaction() as conn:
+
+    def write(conn: Connection) -> Receipt:
         if delivery.delivery_id and not store.record_delivery(conn, shop.id, delivery.delivery_id,
                                                               delivery.topic, now):
             return Receipt("duplicate", delivery.topic)
@@ -66,7 +68,9 @@ def receive(store: Store, shop: ShopSettings, headers: Mapping[str, str], body: 
             figures = current_shop_figures(store, conn, shop, at)
             for key in sorted(touched):
                 evaluate_customer(store, conn, shop, key, at, figures)
-    return Receipt("accepted", delivery.topic, customers=len(touched))
+        return Receipt("accepted", delivery.topic, customers=len(touched))
+
+    return store.commits.run(write)  # committed when it returns
 
 
 def evaluation_instant(todo, now: datetime) -> datetime:

@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -26,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 from connector import statements
 from connector.errors import StorageUnavailableError
+from connector.group_commit import GroupCommit
 from connector.orders import Order
 from connector.schema import (
     customers, data_requests, deliveries, orders, outbox, refunds, shop_figures, stage_changes, sync_cursors, synced,
@@ -128,15 +128,11 @@ class OrderWrite:
 class Store:
     """A database of one stagesync installation (all shops)."""
 
-    def __init__(self, engine: Engine, reader: Engine | None = None, writer_wait_s: float | None = None):
+    def __init__(self, engine: Engine, reader: Engine | None = None):
         self.engine = engine
         self.reader = reader or engine  # SQLite: a second engine whose reads take no write lock
-        # SQLite: one writer at a time. This process's threads queue for their turn on a lock
-        # (woken the moment it is free) rather than in SQLite's busy handler, which sleeps and
-        # polls; only writers of other processes meet there.
-        self._writer = threading.Lock() if writer_wait_s is not None else None
-        self._writer_wait_s = writer_wait_s
         self.sql = statements.for_dialect(engine.dialect.name)
+        self.commits = GroupCommit(self)  # webhooks arriving together share a transaction
         self._shop_figures_read: dict[str, tuple[float, tuple[Decimal, int, Bands] | None]] = {}
 
     @classmethod
@@ -151,8 +147,7 @@ class Store:
         url = normalise_url(url)
         if url.startswith("sqlite"):
             store = cls(_sqlite_engine(url, immediate=True, busy_timeout_ms=busy_timeout_ms),
-                        _sqlite_engine(url, immediate=False, busy_timeout_ms=busy_timeout_ms),
-                        writer_wait_s=busy_timeout_ms / 1000)
+                        _sqlite_engine(url, immediate=False, busy_timeout_ms=busy_timeout_ms))
         else:
             store = cls(create_engine(url, pool_pre_ping=pre_ping, pool_size=pool_size, max_overflow=5))
         if migrate:
@@ -191,20 +186,8 @@ class Store:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One atomic unit of writes; a database that does not answer raises StorageUnavailableError."""
-        with self._writer_turn(), _unavailable_as_error(), self.engine.begin() as conn:
+        with _unavailable_as_error(), self.engine.begin() as conn:
             yield conn
-
-    @contextlib.contextmanager
-    def _writer_turn(self) -> Iterator[None]:
-        if self._writer is None:
-            yield
-            return
-        if not self._writer.acquire(timeout=self._writer_wait_s):
-            raise StorageUnavailableError("database unavailable: the write lock stayed busy")
-        try:
-            yield
-        finally:
-            self._writer.release()
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
@@ -12,7 +11,6 @@ import pytest
 from sqlalchemy import select
 
 from connector import evaluation
-from connector.errors import StorageUnavailableError
 from connector.orders import Order
 from connector.schema import orders
 from connector.stages import Bands
@@ -108,26 +106,3 @@ def test_stored_shop_figures_are_reused_for_max_age_and_dropped_when_saved(store
             assert store.load_shop_figures(conn, "acme", max_age=60)[1] == 8_000  # its own save: never stale
     finally:
         other.close()
-
-
-def test_sqlite_writers_of_one_process_wait_their_turn_then_get_storage_unavailable(tmp_path):
-    store = Store.open(f"sqlite:///{tmp_path / 'turn.db'}", busy_timeout_ms=200)
-    outcome: list[object] = []
-    try:
-        with store.transaction():
-            thread = threading.Thread(target=lambda: outcome.append(_try_write(store)))
-            thread.start()
-            thread.join(5)
-        assert isinstance(outcome[0], StorageUnavailableError)
-        assert _try_write(store) == "written"  # the lock is free again
-    finally:
-        store.close()
-
-
-def _try_write(store: Store) -> object:
-    try:
-        with store.transaction() as conn:
-            store.record_delivery(conn, "acme", f"d-{threading.get_ident()}", "orders/create", NOW)
-        return "written"
-    except StorageUnavailableError as exc:
-        return exc

@@ -1,0 +1,116 @@
+"""connector.group_commit: units from many threads, shared transactions, failures kept apart."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+
+import pytest
+
+from connector.errors import StorageUnavailableError
+from connector.group_commit import GroupCommit
+
+
+class RecordingStore:
+    """A stand-in for Store.transaction(): records which units each transaction committed."""
+
+    def __init__(self, unavailable: bool = False):
+        self.committed: list[list[str]] = []
+        self.unavailable = unavailable
+
+    @contextlib.contextmanager
+    def transaction(self):
+        if self.unavailable:
+            raise StorageUnavailableError("database unavailable: test")
+        writes: list[str] = []
+        yield writes  # the "connection": units append what they write
+        self.committed.append(writes)  # reached only when no unit raised: a commit
+
+
+def run_together(group: GroupCommit, works: dict[str, object], first_blocks: threading.Event) -> dict:
+    """Start the unit 'first' (which blocks), queue the others behind it, then let it go."""
+    outcomes: dict[str, object] = {}
+
+    def call(name, work):
+        try:
+            outcomes[name] = group.run(work)
+        except Exception as exc:  # noqa: BLE001 - the test looks at it
+            outcomes[name] = exc
+
+    threads = [threading.Thread(target=call, args=("first", works.pop("first")))]
+    threads[0].start()
+    time.sleep(0.05)
+    for name, work in works.items():
+        threads.append(threading.Thread(target=call, args=(name, work)))
+        threads[-1].start()
+    deadline = time.monotonic() + 5
+    while len(group._queued) < len(threads) - 1 and time.monotonic() < deadline:  # "first" is running
+        time.sleep(0.01)
+    first_blocks.set()
+    for thread in threads:
+        thread.join(5)
+    return outcomes
+
+
+def writer(name: str, fail: bool = False):
+    def work(conn):
+        conn.append(name)
+        if fail:
+            raise ValueError(f"{name} is broken")
+        return f"{name} done"
+    return work
+
+
+def test_units_queued_while_a_transaction_runs_share_the_next_one():
+    store = RecordingStore()
+    release = threading.Event()
+
+    def first(conn):
+        release.wait(5)
+        conn.append("first")
+        return "first done"
+
+    works = {"first": first, **{f"u{i}": writer(f"u{i}") for i in range(5)}}
+    outcomes = run_together(GroupCommit(store), works, release)
+    assert outcomes == {"first": "first done", **{f"u{i}": f"u{i} done" for i in range(5)}}
+    assert store.committed[0] == ["first"]
+    assert sorted(store.committed[1]) == [f"u{i}" for i in range(5)]  # one commit for the five
+    assert len(store.committed) == 2
+
+
+def test_a_failing_unit_fails_alone_and_the_others_commit():
+    store = RecordingStore()
+    release = threading.Event()
+    works = {"first": lambda conn: release.wait(5) and "first done",
+             "good": writer("good"), "bad": writer("bad", fail=True), "also_good": writer("also_good")}
+    outcomes = run_together(GroupCommit(store), works, release)
+    assert isinstance(outcomes["bad"], ValueError)
+    assert (outcomes["good"], outcomes["also_good"]) == ("good done", "also_good done")
+    assert ["good"] in store.committed and ["also_good"] in store.committed  # re-run one by one
+    assert not any("bad" in writes for writes in store.committed)
+
+
+def test_an_unavailable_database_fails_the_whole_group_at_once():
+    group = GroupCommit(RecordingStore(unavailable=True))
+    with pytest.raises(StorageUnavailableError):
+        group.run(writer("x"))
+    with pytest.raises(StorageUnavailableError):  # the lead was handed back
+        group.run(writer("y"))
+
+
+def test_many_threads_all_get_their_own_result():
+    store = RecordingStore()
+    group = GroupCommit(store)
+    results: dict[int, str] = {}
+
+    def call(i):
+        results[i] = group.run(writer(f"w{i}"))
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(200)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert results == {i: f"w{i} done" for i in range(200)}
+    assert sorted(name for writes in store.committed for name in writes) == sorted(f"w{i}" for i in range(200))
