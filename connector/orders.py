@@ -6,6 +6,7 @@ Every platform adapter translates its payload into an `Order`; everything downst
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -38,6 +39,7 @@ def normalise_email(raw: str | None) -> str | None:
     return email if "@" in email else None
 
 
+@functools.lru_cache(maxsize=4096)  # an adapter and Order.build may both ask; customers come back
 def normalise_phone(raw: str | None, default_region: str | None = None) -> str | None:
     """E.164 (`+33612345678`), or None when the value is not a possible phone number.
 

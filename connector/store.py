@@ -359,7 +359,7 @@ class Store:
         return None if row is None else _figures_from_row(row)
 
     def customer_figures_and_state(self, conn: Connection, shop_id: str, key: str,
-                                   now: datetime) -> tuple[CustomerFigures | None, "StoredState | None"]:
+                                   now: datetime) -> tuple[CustomerFigures | None, StoredState | None]:
         """`customer_figures` and `load_state` in one query."""
         row = conn.execute(self.sql.customer_figures_and_state, dict(_window(shop_id, now), customer_key=key)).one()
         figures = None if row.customer_key is None else _figures_from_row(row)
