@@ -129,8 +129,9 @@ def _clamp(days: int) -> int:
 
 
 def _median(values: Sequence[Fraction]) -> Fraction:
-    # Exact order, compared mostly as integers: whole days first, the Fraction only to break ties.
-    ordered = sorted(values, key=lambda f: (f.numerator // f.denominator, f))
+    # Exact order, compared mostly as floats: a correctly rounded division never inverts two
+    # values, so the Fraction is compared only where two floats tie.
+    ordered = sorted(values, key=lambda f: (f.numerator / f.denominator, f))
     middle = len(ordered) // 2
     if len(ordered) % 2:
         return ordered[middle]
