@@ -18,7 +18,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import Connection, Engine, and_, case, create_engine, delete, event, func, select, update
+from sqlalchemy import (
+    BigInteger, Connection, Engine, Executable, and_, case, cast, create_engine, delete, event, func, select, update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -32,6 +34,11 @@ from connector.stages import WINDOW, Bands, CustomerFigures
 HEAD_REVISION = "0003"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# PostgreSQL, for the whole-shop aggregation's transaction: hash the groups in memory (85 MB for
+# 200,000 customers; a hash may take work_mem x hash_mem_multiplier 2) rather than sort on disk, in
+# one process (on 2 cores three partial hashes and their merge took longer and three times the
+# memory), without JIT (0.2 s to compile, every run). See bench/RESULTS.md.
+AGGREGATION_SETTINGS = ("work_mem = '64MB'", "max_parallel_workers_per_gather = 0", "jit = off")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICRO = Decimal(1_000_000)
 WINDOW_MICROS = int(WINDOW.total_seconds()) * 1_000_000
@@ -351,12 +358,11 @@ class Store:
         in_window = and_(counted, orders.c.placed_at > start_us)
         query = select(
             orders.c.customer_key,
-            func.sum(case((in_window, 1), else_=0)).label("orders_365d"),
-            func.sum(case((in_window, orders.c.amount), else_=0)).label("amount_365d"),
-            func.sum(case((counted, 1), else_=0)).label("orders_total"),
-            func.sum(case((counted, orders.c.amount), else_=0)).label("total_spent"),
-            func.min(case((counted, orders.c.placed_at)))
-            .label("first_at"),
+            _int_sum(case((in_window, 1), else_=0)).label("orders_365d"),
+            _int_sum(case((in_window, orders.c.amount), else_=0)).label("amount_365d"),
+            _int_sum(case((counted, 1), else_=0)).label("orders_total"),
+            _int_sum(case((counted, orders.c.amount), else_=0)).label("total_spent"),
+            func.min(case((counted, orders.c.placed_at))).label("first_at"),
             func.max(case((counted, orders.c.placed_at))).label("last_at"),
             func.min(case((in_window, orders.c.placed_at))).label("first_window_at"),
         ).where(orders.c.shop_id == shop_id).group_by(orders.c.customer_key)
@@ -368,6 +374,15 @@ class Store:
         """Every customer's figures at `now`, the customer-less group (key None) included."""
         for row in conn.execute(self._figures_query(shop_id, now)):
             yield CustomerRow(row.customer_key, _figures_from_row(row))
+
+    def figure_rows(self, conn: Connection, shop_id: str, now: datetime) -> list[tuple]:
+        """What `customer_rows` gives, as the store's integers (amounts in millionths, instants in
+        micros): `(customer_key, orders_365d, amount_365d, orders_total, total_spent, first_at,
+        last_at, first_window_at)` tuples, the customer-less group (key None) included."""
+        if self.dialect == "postgresql":
+            for setting in AGGREGATION_SETTINGS:
+                conn.exec_driver_sql(f"SET LOCAL {setting}")
+        return _driver_rows(conn, self._figures_query(shop_id, now))
 
     def customer_figures(self, conn: Connection, shop_id: str, key: str, now: datetime) -> CustomerFigures | None:
         """One customer's figures at `now`; None when no order of theirs is stored."""
@@ -411,8 +426,12 @@ class Store:
     # --- customer states -----------------------------------------------------------------------
 
     def load_states(self, conn: Connection, shop_id: str) -> dict[str, StoredState]:
-        rows = conn.execute(select(customers.c.customer_key, *_STATE_COLUMNS).where(customers.c.shop_id == shop_id))
-        return {row[0]: StoredState(*row[1:]) for row in rows}
+        return {key: StoredState(*state) for key, state in self.state_rows(conn, shop_id).items()}
+
+    def state_rows(self, conn: Connection, shop_id: str) -> dict[str, tuple]:
+        """customer_key -> stored state as a tuple of the `StoredState` fields, for every stored customer."""
+        rows = _driver_rows(conn, select(customers.c.customer_key, *_STATE_COLUMNS).where(customers.c.shop_id == shop_id))
+        return {row[0]: row[1:] for row in rows}
 
     def load_state(self, conn: Connection, shop_id: str, key: str) -> StoredState | None:
         row = conn.execute(select(*_STATE_COLUMNS).where(
@@ -533,6 +552,21 @@ def _is_unavailable(exc: DBAPIError) -> bool:
     return any(s in text for s in ("could not connect", "connection refused", "server closed", "terminating connection",
                                    "database is locked", "unable to open database", "disk i/o error",
                                    "connection is closed"))
+
+
+def _driver_rows(conn: Connection, statement: Executable) -> list[tuple]:
+    """Every row of `statement`, run by SQLAlchemy (transaction, errors) but fetched as the
+    driver's own tuples: for whole-shop reads, where building Row objects costs more than the query."""
+    result = conn.execute(statement)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
+def _int_sum(value):
+    """SUM as an integer on both engines (PostgreSQL's SUM of a bigint is a numeric)."""
+    return cast(func.sum(value), BigInteger)
 
 
 def chunks(items: Sequence, size: int = 500) -> Iterator[Sequence]:
