@@ -1,7 +1,7 @@
 """Evaluating a shop, or one customer, at an instant: store aggregation -> pure stage models.
 
-- `snapshot`: every customer's stages at `now`, from one SQL aggregation pass (export, stages,
-  recompute). Nothing is written.
+- `snapshot`: every customer's stages and figures at `now`, from one SQL aggregation pass
+  (export, stages, dashboard). Nothing is written.
 - `recompute`: the same evaluation on the store's integers (no datetime or Decimal per
   customer), compared with the stored states; only the customers whose stored state changed
   are written, with their stage history, and queued for syncing.
