@@ -1,28 +1,31 @@
 """Evaluating a shop, or one customer, at an instant: store aggregation -> pure stage models.
 
-- `snapshot`: every customer's stages at `now`, from one SQL aggregation pass (export, stages,
-  recompute). Nothing is written.
-- `recompute`: a snapshot compared with the stored states; only the customers whose stored
-  state changed are written, with their stage history, and queued for syncing.
+- `snapshot`: every customer's stages and figures at `now`, from one SQL aggregation pass
+  (export, stages, dashboard). Nothing is written.
+- `recompute`: the same evaluation on the store's integers (no datetime or Decimal per
+  customer), compared with the stored states; only the customers whose stored state changed
+  are written, with their stage history, and queued for syncing.
 - `evaluate_customer`: one customer after a webhook, inside the webhook's transaction, using
   the shop figures stored by the last recompute (refreshed on the spot for small shops).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal
-from typing import Callable, Iterator
+from fractions import Fraction
+from typing import Callable, Iterator, Sequence
 
 from sqlalchemy import Connection
 
 from connector.config import ShopSettings
 from connector.orders import ZERO
 from connector.stages import (
-    CustomerFigures, Evaluation, ShopFigures, evaluate, interval_of_span, purchase_interval, recency_bands,
+    CustomerFigures, Evaluation, PhaseSettings, RfmSettings, ShopFigures, ShopMicros, evaluate, evaluate_micros,
+    interval_of_span, purchase_interval, recency_bands,
 )
-from connector.store import StoredState, Store, state_of
+from connector.store import StoredState, Store, micros_to_money, state_of, to_micros
 
 # Below this many window orders, a webhook refreshes the shop figures (shop AOV, adaptive bands)
 # itself: cheap for a small shop, and a young shop's figures move fast. Larger shops rely on the
@@ -33,6 +36,7 @@ SMALL_SHOP_WINDOW_ORDERS = 5_000
 STORED_FIGURES_MAX_AGE_S = 60.0
 WRITE_CHUNK = 5_000
 NO_FIGURES = CustomerFigures()
+NOT_STORED = (None,) * len(dataclasses.fields(StoredState))  # the state of a customer never stored
 
 
 @dataclass
@@ -82,43 +86,89 @@ def snapshot(store: Store, shop: ShopSettings, now: datetime, conn: Connection |
         return take(c)
 
 
+def since(stage: str, stored_stage: str | None, stored_since: str | None, today: str) -> str:
+    """A stage keeps its `since` date while unchanged; a new one starts today."""
+    return stored_since if stage == stored_stage else today
+
+
 def next_state(evaluation: Evaluation, stored: StoredState | None, now: datetime) -> StoredState:
-    """The state to store: a stage keeps its `since` date while unchanged."""
+    """The state to store after `evaluation`."""
     today = now.date().isoformat()
-    rfm_since = stored.rfm_since if stored and stored.rfm == evaluation.rfm else today
-    phases_since = stored.phases_since if stored and stored.phases == evaluation.phases else today
+    rfm_since = since(evaluation.rfm, stored and stored.rfm, stored and stored.rfm_since, today)
+    phases_since = since(evaluation.phases, stored and stored.phases, stored and stored.phases_since, today)
     return state_of(evaluation.figures, evaluation.rfm, evaluation.phases, rfm_since, phases_since)
 
 
-def stage_changes(key: str, evaluation: Evaluation, stored: StoredState | None) -> Iterator[tuple[str, str, str | None, str]]:
+def stage_changes(key: str, before: StoredState | None, after: StoredState) -> Iterator[tuple[str, str, str | None, str]]:
     """(customer_key, model, from, to) for each model whose stage differs from the stored one."""
     for model in ("rfm", "phases"):
-        before = getattr(stored, model) if stored else None
-        after = getattr(evaluation, model)
-        if before != after:
-            yield key, model, before, after
+        old = getattr(before, model) if before else None
+        new = getattr(after, model)
+        if old != new:
+            yield key, model, old, new
+
+
+def shop_micros(rows: Sequence[tuple], rfm: RfmSettings) -> ShopMicros:
+    """The shop's window totals (customer-less orders included) and recency bands, from the rows
+    of `Store.figure_rows`."""
+    window_amount = window_orders = 0
+    intervals: list[Fraction] = []
+    for key, orders_365d, amount_365d, _, _, _, last_at, first_window_at in rows:
+        window_orders += orders_365d
+        window_amount += amount_365d
+        if key is not None and orders_365d >= 2:
+            intervals.append(interval_of_span(last_at - first_window_at, orders_365d))
+    return ShopMicros(window_amount, window_orders, recency_bands(intervals, rfm), Fraction(rfm.value_ratio))
+
+
+def next_state_micros(row: tuple, stored: tuple, shop: ShopMicros, phases: PhaseSettings, now: int,
+                      today: str) -> tuple:
+    """`next_state` on the store's integers: the `StoredState` fields to store, in order, for a row of
+    `Store.figure_rows` and the customer's stored state (NOT_STORED when none)."""
+    _, orders_365d, amount_365d, orders_total, total_spent, first_at, last_at, _ = row
+    rfm, phase = evaluate_micros(orders_365d, amount_365d, orders_total, last_at, shop, phases, now)
+    return (rfm, since(rfm, stored[0], stored[1], today), phase, since(phase, stored[2], stored[3], today),
+            orders_365d, orders_total, amount_365d, total_spent, first_at, last_at)
+
+
+def _with_stored(rows: Sequence[tuple], states: dict[str, tuple]) -> Iterator[tuple[tuple, tuple]]:
+    """(figures row, stored state) of every customer: those with orders, then the stored ones
+    without (zero figures)."""
+    for row in rows:
+        if row[0] is not None:
+            yield row, states.pop(row[0], NOT_STORED)
+    for key, stored in states.items():
+        yield (key, 0, 0, 0, 0, None, None, None), stored
 
 
 def recompute(store: Store, shop: ShopSettings, now: datetime,
               progress: Callable[[int, int], None] | None = None) -> RecomputeResult:
-    """Re-evaluate every customer of the shop at `now`; write and queue only what changed."""
+    """Re-evaluate every customer of the shop at `now`; write and queue only what changed.
+
+    The store's integers all the way (`next_state_micros`): the states are those `snapshot` and
+    `next_state` give, without a datetime, Decimal or CustomerFigures per customer.
+    """
     started = datetime.now(timezone.utc)  # rows a webhook evaluates after this are newer: left alone
-    snap = snapshot(store, shop, now)
     with store.read() as conn:
-        stored = store.load_states(conn, shop.id)
+        rows = store.figure_rows(conn, shop.id, now)
+        states = store.state_rows(conn, shop.id)
+    figures = shop_micros(rows, shop.rfm)
+    now_us, today = to_micros(now), now.date().isoformat()
     destinations = [d.name for d in shop.destinations]
-    result = RecomputeResult(customers=len(snap.evaluations))
+    result = RecomputeResult()
     changed: dict[str, StoredState] = {}
     changes: list[tuple[str, str, str | None, str]] = []
-    for key, evaluation in snap.evaluations.items():
-        before = stored.get(key)
-        after = next_state(evaluation, before, now)
-        if before is None or not before.same_as(after):
-            changed[key] = after
-            changes.extend(stage_changes(key, evaluation, before))
+    for row, stored in _with_stored(rows, states):
+        result.customers += 1
+        after = next_state_micros(row, stored, figures, shop.phases, now_us, today)
+        if after != stored:
+            key = row[0]
+            changed[key] = StoredState(*after)
+            changes.extend(stage_changes(key, None if stored is NOT_STORED else StoredState(*stored), changed[key]))
     keys = list(changed)
     with store.transaction() as conn:
-        store.save_shop_figures(conn, shop.id, snap.shop.window_amount, snap.shop.window_orders, snap.shop.bands, now)
+        store.save_shop_figures(conn, shop.id, micros_to_money(figures.window_amount), figures.window_orders,
+                                figures.bands, now)
     for start in range(0, len(keys), WRITE_CHUNK):
         chunk = keys[start:start + WRITE_CHUNK]
         with store.transaction() as conn:
@@ -164,7 +214,7 @@ def evaluate_customer(store: Store, conn: Connection, shop: ShopSettings, key: s
     if before is not None and before.same_as(after):
         return evaluation, False
     store.save_states(conn, shop.id, {key: after}, now)
-    store.add_stage_changes(conn, shop.id, stage_changes(key, evaluation, before), now)
+    store.add_stage_changes(conn, shop.id, stage_changes(key, before, after), now)
     store.enqueue(conn, shop.id, [d.name for d in shop.destinations], [key], queue_time(now))
     return evaluation, True
 

@@ -3,7 +3,10 @@
 Pure functions of (customer figures, shop figures, settings, now): no clock, no I/O.
 `customer_figures` derives one customer's figures from their orders; the store computes the
 very same figures with one SQL aggregation for a whole shop (`connector.store`), and both feed
-`evaluate`. All amounts are exact decimals; day counts are exact integer arithmetic.
+`evaluate`. The whole-shop recompute hands the store's integers (amounts in millionths, instants
+in UTC microseconds) to `evaluate_micros` instead: the same rule functions, on plain values, with
+no datetime or Decimal per customer. Amounts are exact either way; day counts are exact integer
+arithmetic.
 """
 
 from __future__ import annotations
@@ -92,6 +95,16 @@ class ShopFigures:
 
 
 @dataclass(frozen=True, slots=True)
+class ShopMicros:
+    """What `evaluate_micros` needs of the whole shop: the window amount in integer millionths."""
+
+    window_amount: int
+    window_orders: int
+    bands: Bands
+    value_ratio: Fraction
+
+
+@dataclass(frozen=True, slots=True)
 class Evaluation:
     rfm: str
     phases: str
@@ -129,8 +142,9 @@ def _clamp(days: int) -> int:
 
 
 def _median(values: Sequence[Fraction]) -> Fraction:
-    # Exact order, compared mostly as integers: whole days first, the Fraction only to break ties.
-    ordered = sorted(values, key=lambda f: (f.numerator // f.denominator, f))
+    # Exact order, compared mostly as floats: a correctly rounded division never inverts two
+    # values, so the Fraction is compared only where two floats tie.
+    ordered = sorted(values, key=lambda f: (f.numerator / f.denominator, f))
     middle = len(ordered) // 2
     if len(ordered) % 2:
         return ordered[middle]
@@ -173,18 +187,29 @@ def shop_figures(
     return ShopFigures(window_amount, window_orders, recency_bands(intervals, settings))
 
 
-def is_high_value(figures: CustomerFigures, shop: ShopFigures, value_ratio: Decimal) -> bool:
-    """AOV >= shop_aov * value_ratio, cross-multiplied so that no division rounds."""
-    if figures.orders_365d == 0 or shop.window_orders == 0:
+def is_high_value(amount_365d: Decimal | int, orders_365d: int, window_amount: Decimal | int, window_orders: int,
+                  value_ratio: Decimal | Fraction) -> bool:
+    """AOV >= shop_aov * value_ratio, cross-multiplied so that nothing divides or rounds.
+
+    Amounts are Decimals or the store's integer millionths alike, as long as the customer's and
+    the shop's are the same kind.
+    """
+    if orders_365d == 0 or window_orders == 0:
         return False
-    return figures.amount_365d * shop.window_orders >= shop.window_amount * figures.orders_365d * value_ratio
+    numerator, denominator = value_ratio.as_integer_ratio()
+    return amount_365d * window_orders * denominator >= window_amount * orders_365d * numerator
 
 
-def rfm_stage(figures: CustomerFigures, recency: int | None, frequent: bool, high_value: bool, bands: Bands) -> str:
+def is_frequent(orders_365d: int, high_value: bool) -> bool:
+    return orders_365d >= 3 or (orders_365d == 2 and high_value)
+
+
+def rfm_stage(orders_total: int, orders_365d: int, recency: int | None, frequent: bool, high_value: bool,
+              bands: Bands) -> str:
     """SPEC 2.1, first match wins."""
-    if figures.orders_total == 0:
+    if orders_total == 0:
         return "prospect"
-    if figures.orders_365d == 0:
+    if orders_365d == 0:
         return "lost"
     assert recency is not None
     if recency < bands.recent:
@@ -198,16 +223,16 @@ def rfm_stage(figures: CustomerFigures, recency: int | None, frequent: bool, hig
     return "about_to_lose"
 
 
-def phase(figures: CustomerFigures, recency: int | None, settings: PhaseSettings) -> str:
+def phase(orders_total: int, orders_365d: int, recency: int | None, settings: PhaseSettings) -> str:
     """SPEC 2.2, first match wins."""
-    if figures.orders_total == 0:
+    if orders_total == 0:
         return "conquest"
     assert recency is not None
     if recency >= settings.churn_days:
         return "disengagement"
-    if figures.orders_365d >= settings.loyal_orders:
+    if orders_365d >= settings.loyal_orders:
         return "loyalty"
-    if figures.orders_total >= 2:
+    if orders_total >= 2:
         return "development"
     return "conversion"
 
@@ -221,16 +246,28 @@ def evaluate(
 ) -> Evaluation:
     """Both models for one customer at `now`."""
     recency = figures.recency_days(now)
-    high_value = is_high_value(figures, shop, rfm.value_ratio)
-    frequent = figures.orders_365d >= 3 or (figures.orders_365d == 2 and high_value)
+    high_value = is_high_value(figures.amount_365d, figures.orders_365d, shop.window_amount, shop.window_orders,
+                               rfm.value_ratio)
+    frequent = is_frequent(figures.orders_365d, high_value)
     return Evaluation(
-        rfm=rfm_stage(figures, recency, frequent, high_value, shop.bands),
-        phases=phase(figures, recency, phases),
+        rfm=rfm_stage(figures.orders_total, figures.orders_365d, recency, frequent, high_value, shop.bands),
+        phases=phase(figures.orders_total, figures.orders_365d, recency, phases),
         figures=figures,
         recency_days=recency,
         high_value=high_value,
         frequent=frequent,
     )
+
+
+def evaluate_micros(orders_365d: int, amount_365d: int, orders_total: int, last_at: int | None,
+                    shop: ShopMicros, phases: PhaseSettings, now: int) -> tuple[str, str]:
+    """(rfm, phases) of one customer from the store's integers: amounts in millionths, instants
+    in UTC microseconds. The rules of `evaluate`, without a datetime or a Decimal per customer."""
+    recency = None if last_at is None else (now - last_at) // DAY_MICROS
+    high_value = is_high_value(amount_365d, orders_365d, shop.window_amount, shop.window_orders, shop.value_ratio)
+    frequent = is_frequent(orders_365d, high_value)
+    return (rfm_stage(orders_total, orders_365d, recency, frequent, high_value, shop.bands),
+            phase(orders_total, orders_365d, recency, phases))
 
 
 def money(value: Decimal | None) -> str | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import and_, bindparam, case, func, literal, or_, select, true
+from sqlalchemy import BigInteger, and_, bindparam, case, cast, func, literal, or_, select, true
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.schema import customers, deliveries, orders, outbox, refunds, shop_figures, stage_changes
@@ -30,14 +30,19 @@ def figures_select(shop_id, now_us, start_us):
     in_window = and_(counted, orders.c.placed_at > start_us)
     return select(
         orders.c.customer_key,
-        func.sum(case((in_window, 1), else_=0)).label("orders_365d"),
-        func.sum(case((in_window, orders.c.amount), else_=0)).label("amount_365d"),
-        func.sum(case((counted, 1), else_=0)).label("orders_total"),
-        func.sum(case((counted, orders.c.amount), else_=0)).label("total_spent"),
+        _int_sum(case((in_window, 1), else_=0)).label("orders_365d"),
+        _int_sum(case((in_window, orders.c.amount), else_=0)).label("amount_365d"),
+        _int_sum(case((counted, 1), else_=0)).label("orders_total"),
+        _int_sum(case((counted, orders.c.amount), else_=0)).label("total_spent"),
         func.min(case((counted, orders.c.placed_at))).label("first_at"),
         func.max(case((counted, orders.c.placed_at))).label("last_at"),
         func.min(case((in_window, orders.c.placed_at))).label("first_window_at"),
     ).where(orders.c.shop_id == shop_id).group_by(orders.c.customer_key)
+
+
+def _int_sum(value):
+    """SUM as an integer on both engines (PostgreSQL's SUM of a bigint is a numeric)."""
+    return cast(func.sum(value), BigInteger)
 
 
 class Statements:

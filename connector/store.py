@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
-from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, update
+from sqlalchemy import Connection, Engine, Executable, create_engine, delete, event, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -36,6 +36,11 @@ from connector.statements import STATE_COLUMNS, figures_select
 HEAD_REVISION = "0003"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# PostgreSQL, for the whole-shop aggregation's transaction: hash the groups in memory (85 MB for
+# 200,000 customers; a hash may take work_mem x hash_mem_multiplier 2) rather than sort on disk, in
+# one process (on 2 cores three partial hashes and their merge took longer and three times the
+# memory), without JIT (0.2 s to compile, every run). See bench/RESULTS.md.
+AGGREGATION_SETTINGS = ("work_mem = '64MB'", "max_parallel_workers_per_gather = 0", "jit = off")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICRO = Decimal(1_000_000)
 WINDOW_MICROS = int(WINDOW.total_seconds()) * 1_000_000
@@ -349,9 +354,19 @@ class Store:
 
     def customer_rows(self, conn: Connection, shop_id: str, now: datetime) -> Iterator[CustomerRow]:
         """Every customer's figures at `now`, the customer-less group (key None) included."""
-        now_us = to_micros(now)
-        for row in conn.execute(figures_select(shop_id, now_us, now_us - WINDOW_MICROS)):
+        window = _window(shop_id, now)
+        for row in conn.execute(figures_select(shop_id, window["now_us"], window["start_us"])):
             yield CustomerRow(row.customer_key, _figures_from_row(row))
+
+    def figure_rows(self, conn: Connection, shop_id: str, now: datetime) -> list[tuple]:
+        """What `customer_rows` gives, as the store's integers (amounts in millionths, instants in
+        micros): `(customer_key, orders_365d, amount_365d, orders_total, total_spent, first_at,
+        last_at, first_window_at)` tuples, the customer-less group (key None) included."""
+        if self.dialect == "postgresql":
+            for setting in AGGREGATION_SETTINGS:
+                conn.exec_driver_sql(f"SET LOCAL {setting}")
+        window = _window(shop_id, now)
+        return _driver_rows(conn, figures_select(shop_id, window["now_us"], window["start_us"]))
 
     def customer_figures(self, conn: Connection, shop_id: str, key: str, now: datetime) -> CustomerFigures | None:
         """One customer's figures at `now`; None when no order of theirs is stored."""
@@ -419,8 +434,12 @@ class Store:
     # --- customer states -----------------------------------------------------------------------
 
     def load_states(self, conn: Connection, shop_id: str) -> dict[str, StoredState]:
-        rows = conn.execute(select(customers.c.customer_key, *STATE_COLUMNS).where(customers.c.shop_id == shop_id))
-        return {row[0]: StoredState(*row[1:]) for row in rows}
+        return {key: StoredState(*state) for key, state in self.state_rows(conn, shop_id).items()}
+
+    def state_rows(self, conn: Connection, shop_id: str) -> dict[str, tuple]:
+        """customer_key -> stored state as a tuple of the `StoredState` fields, for every stored customer."""
+        rows = _driver_rows(conn, select(customers.c.customer_key, *STATE_COLUMNS).where(customers.c.shop_id == shop_id))
+        return {row[0]: row[1:] for row in rows}
 
     def load_state(self, conn: Connection, shop_id: str, key: str) -> StoredState | None:
         row = conn.execute(self.sql.load_state, dict(shop_id=shop_id, customer_key=key)).first()
@@ -532,6 +551,17 @@ def _is_unavailable(exc: DBAPIError) -> bool:
 def _window(shop_id: str, now: datetime) -> dict:
     now_us = to_micros(now)
     return dict(shop_id=shop_id, now_us=now_us, start_us=now_us - WINDOW_MICROS)
+
+
+def _driver_rows(conn: Connection, statement: Executable) -> list[tuple]:
+    """Every row of `statement`, run by SQLAlchemy (transaction, errors) but fetched as the
+    driver's own tuples: for whole-shop reads, where building Row objects costs more than the query."""
+    result = conn.execute(statement)
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
 
 
 def chunks(items: Sequence, size: int = 500) -> Iterator[Sequence]:

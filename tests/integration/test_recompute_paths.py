@@ -1,0 +1,48 @@
+"""`recompute` (the store's integers) against the snapshot it replaced, on both engines.
+
+Before each recompute, the states the snapshot-based recompute stored are worked out from
+`snapshot` + `next_state` over the stored states; the integer path must store exactly those,
+with as many stage changes, for a generated shop full of edge cases, day after day.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from connector import evaluation
+from connector.csv_import import row_to_order
+from connector.generate import generate_orders
+from connector.store import StoredState
+from tests.conftest import NOW
+
+
+def snapshot_states(store, shop, now) -> tuple[dict[str, StoredState], int, int]:
+    """(states to store, customers changed, stage changes) as `snapshot` + `next_state` give them."""
+    snap = evaluation.snapshot(store, shop, now)
+    with store.read() as conn:
+        stored = store.load_states(conn, shop.id)
+    states, changed, changes = {}, 0, 0
+    for key, result in snap.evaluations.items():
+        states[key] = evaluation.next_state(result, stored.get(key), now)
+        if states[key] != stored.get(key):
+            changed += 1
+            changes += len(list(evaluation.stage_changes(key, stored.get(key), states[key])))
+    return states, changed, changes
+
+
+def test_recompute_stores_what_the_snapshot_gives_day_after_day(store, shop):
+    orders = [row_to_order(row, shop) for row in generate_orders(3_000, 400, NOW, seed=11)]
+    with store.transaction() as conn:
+        store.upsert_orders(conn, orders)
+        signed_up = StoredState("prospect", "2026-01-01", "conquest", "2026-01-01", 0, 0, 0, 0, None, None)
+        stale = StoredState("recent", "2026-01-01", "conversion", "2026-01-01", 1, 1, 5_000_000, 5_000_000, 0, 0)
+        store.save_states(conn, shop.id, {"signed-up@example.com": signed_up, "stale@example.com": stale}, NOW)
+    for days in (0, 1, 35, 90, 200, 400):
+        now = NOW + timedelta(days=days)
+        expected, changed, changes = snapshot_states(store, shop, now)
+        result = evaluation.recompute(store, shop, now)
+        with store.read() as conn:
+            assert store.load_states(conn, shop.id) == expected, days
+        assert (result.customers, result.written, result.stage_changes) == (len(expected), changed, changes), days
+    assert expected["signed-up@example.com"] == signed_up
+    assert expected["stale@example.com"].rfm == "prospect"
