@@ -2,8 +2,9 @@
 
 Each webhook's work (its order, its customers' stages, their outbox entries) still commits
 atomically, before its 200; what is shared is the BEGIN, the COMMIT and its fsync, and on SQLite
-the turn as the one writer. The first thread to arrive leads: it runs every unit queued so far,
-in arrival order, in one transaction, commits, and hands the lead to the next waiting thread.
+the turn as the one writer. A thread that finds a free lane runs its unit at once; while every
+lane is busy, units queue, and the thread finishing a transaction hands the whole queue (in
+arrival order, as one transaction) to the first queued thread. So groups form only under load.
 
 If the shared transaction fails for a reason other than the database being unavailable (one
 unit's bug, a PostgreSQL deadlock between two groups), it is rolled back and each unit runs again
@@ -24,12 +25,12 @@ MAX_GROUP = 64
 
 
 class _Unit(Generic[T]):
-    __slots__ = ("work", "wake", "leads", "done", "value", "error")
+    __slots__ = ("work", "wake", "group", "done", "value", "error")
 
     def __init__(self, work: Callable[[Connection], T]):
         self.work = work
-        self.wake = threading.Event()  # set when done, or when this unit's thread must lead
-        self.leads = False
+        self.wake = threading.Event()  # set when done, or when this unit's thread must lead `group`
+        self.group: list[_Unit] | None = None
         self.done = False
         self.value: T | None = None
         self.error: BaseException | None = None
@@ -41,41 +42,47 @@ class _Unit(Generic[T]):
 
 
 class GroupCommit:
-    def __init__(self, store):
+    """Up to `lanes` transactions at a time; a unit arriving while every lane is busy queues, and
+    the queue goes as one group into the next lane that frees up."""
+
+    def __init__(self, store, lanes: int = 1):
         self.store = store
+        self.lanes = lanes
         self._lock = threading.Lock()
         self._queued: list[_Unit] = []
-        self._leader_active = False
+        self._leaders = 0
 
     def run(self, work: Callable[[Connection], T]) -> T:
         """Run `work(conn)` in a transaction, maybe shared with other threads' work; return its
         result (or raise its exception) once that transaction has committed (or failed)."""
         unit = _Unit(work)
         with self._lock:
-            self._queued.append(unit)
-            if not self._leader_active:
-                self._leader_active = unit.leads = True
-        if not unit.leads:
-            unit.wake.wait()
-        if not unit.done:  # made leader: this unit is first in the queue
-            self._lead()
+            if self._leaders < self.lanes:  # a free lane (and so an empty queue): lead at once
+                self._leaders += 1
+                unit.group = [unit]
+            else:
+                self._queued.append(unit)
+        if unit.group is None:
+            unit.wake.wait()  # until done by another thread, or handed a group to lead
+        if unit.group is not None:
+            self._lead(unit.group)
         return unit.outcome()
 
-    def _lead(self) -> None:
-        with self._lock:
-            group, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
+    def _lead(self, group: list[_Unit]) -> None:
         try:
             self._commit(group)
         finally:
+            with self._lock:
+                if self._queued:  # the lane passes to the first waiting unit, with all that waits
+                    following, self._queued = self._queued[:MAX_GROUP], self._queued[MAX_GROUP:]
+                    following[0].group = following
+                    following[0].wake.set()
+                else:
+                    self._leaders -= 1
             for unit in group:
+                unit.group = None
                 unit.done = True
                 unit.wake.set()
-            with self._lock:
-                if self._queued:
-                    self._queued[0].leads = True
-                    self._queued[0].wake.set()
-                else:
-                    self._leader_active = False
 
     def _commit(self, group: list[_Unit]) -> None:
         try:

@@ -36,6 +36,7 @@ from connector.statements import STATE_COLUMNS, figures_select
 HEAD_REVISION = "0003"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+GROUP_COMMIT_LANES = 2  # PostgreSQL: webhook transactions in flight per process (connector.group_commit)
 # PostgreSQL, for the whole-shop aggregation's transaction: hash the groups in memory (85 MB for
 # 200,000 customers; a hash may take work_mem x hash_mem_multiplier 2) rather than sort on disk, in
 # one process (on 2 cores three partial hashes and their merge took longer and three times the
@@ -137,7 +138,9 @@ class Store:
         self.engine = engine
         self.reader = reader or engine  # SQLite: a second engine whose reads take no write lock
         self.sql = statements.for_dialect(engine.dialect.name)
-        self.commits = GroupCommit(self)  # webhooks arriving together share a transaction
+        # Webhooks arriving together share a transaction. SQLite has one writer anyway; PostgreSQL
+        # runs a few transactions at once, so that their round trips overlap.
+        self.commits = GroupCommit(self, lanes=1 if engine.dialect.name == "sqlite" else GROUP_COMMIT_LANES)
         self._shop_figures_read: dict[str, tuple[float, tuple[Decimal, int, Bands] | None]] = {}
 
     @classmethod

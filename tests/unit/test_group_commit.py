@@ -114,3 +114,34 @@ def test_many_threads_all_get_their_own_result():
         thread.join(10)
     assert results == {i: f"w{i} done" for i in range(200)}
     assert sorted(name for writes in store.committed for name in writes) == sorted(f"w{i}" for i in range(200))
+
+
+def test_with_two_lanes_two_transactions_run_at_once_and_the_third_unit_waits():
+    store = RecordingStore()
+    group = GroupCommit(store, lanes=2)
+    release, started = threading.Event(), threading.Semaphore(0)
+
+    def blocking(name):
+        def work(conn):
+            started.release()
+            release.wait(5)
+            conn.append(name)
+            return name
+        return work
+
+    results: dict[str, str] = {}
+    threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, group.run(blocking(n)))) for n in "ab"]
+    for thread in threads:
+        thread.start()
+    assert started.acquire(timeout=5) and started.acquire(timeout=5)  # both lanes busy at once
+    threads.append(threading.Thread(target=lambda: results.__setitem__("c", group.run(writer("c")))))
+    threads[-1].start()
+    deadline = time.monotonic() + 5
+    while not group._queued and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert len(group._queued) == 1  # no third lane: it waits
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert results == {"a": "a", "b": "b", "c": "c done"}
+    assert sorted(map(tuple, store.committed)) == [("a",), ("b",), ("c",)]
