@@ -25,9 +25,8 @@ from connector.store import Store
 
 MAX_BODY_BYTES = 1024 * 1024  # SPEC section 4: 413 beyond 1 MiB
 WEBHOOK_BUSY_TIMEOUT_MS = 800  # SPEC section 4: answer within 1 s; a locked SQLite answers 503 instead
-# Threads per gunicorn worker (`stagesync serve`), and so PostgreSQL connections per worker. A
-# webhook mostly waits on the database (about ten round trips and a durable commit): more threads
-# than cores keep the cores busy.
+# Threads per gunicorn worker (`stagesync serve`). A webhook mostly waits for its transaction
+# (connector.group_commit): while some wait, the others verify and parse theirs.
 WEBHOOK_THREADS = 16
 
 log = logging.getLogger("stagesync.http")
@@ -70,8 +69,7 @@ def get_store() -> Store:
         with state["store_lock"]:  # gunicorn's threads may all arrive at once
             if state["store"] is None:
                 state["store"] = Store.open(state["settings"].database_url, migrate=False,
-                                            busy_timeout_ms=WEBHOOK_BUSY_TIMEOUT_MS, pre_ping=False,
-                                            pool_size=WEBHOOK_THREADS)
+                                            busy_timeout_ms=WEBHOOK_BUSY_TIMEOUT_MS, pre_ping=False)
     return state["store"]
 
 

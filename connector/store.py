@@ -145,7 +145,7 @@ class Store:
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
-             pre_ping: bool = True, pool_size: int = 5) -> "Store":
+             pre_ping: bool = True) -> "Store":
         """Connect; `busy_timeout_ms` bounds how long SQLite waits for another writer's lock.
 
         `pre_ping` tests each pooled PostgreSQL connection before use (one round trip). The webhook
@@ -157,7 +157,7 @@ class Store:
             store = cls(_sqlite_engine(url, immediate=True, busy_timeout_ms=busy_timeout_ms),
                         _sqlite_engine(url, immediate=False, busy_timeout_ms=busy_timeout_ms))
         else:
-            store = cls(create_engine(url, pool_pre_ping=pre_ping, pool_size=pool_size, max_overflow=5))
+            store = cls(create_engine(url, pool_pre_ping=pre_ping, pool_size=5, max_overflow=5))
         if migrate:
             store.migrate()
         return store
