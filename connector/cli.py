@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from connector import config as config_module
+from connector.demo import DEFAULT_ORDERS as DEMO_ORDERS
 from connector.errors import ConfigError, StagesyncError, StorageUnavailableError, UserError, mask
 from connector.orders import normalise_email, normalise_phone
 
@@ -362,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the shop to erase and feed: Shopify, log destination only (default: demo)")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
-    p.add_argument("--orders", type=int, default=1200, metavar="N", help="orders to generate (default 1200)")
+    p.add_argument("--orders", type=int, default=DEMO_ORDERS, metavar="N",
+                   help=f"orders to generate (default {DEMO_ORDERS})")
     p.add_argument("--seed", type=int, default=7, help="seed of the order generator (default 7)")
     return parser
 
