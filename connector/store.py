@@ -357,14 +357,14 @@ class Store:
 
     def customer_rows(self, conn: Connection, shop_id: str, now: datetime) -> Iterator[CustomerRow]:
         """Every customer's figures at `now`, the customer-less group (key None) included."""
-        window = _window(shop_id, now)
-        for row in conn.execute(figures_select(shop_id, window["now_us"], window["start_us"])):
-            yield CustomerRow(row.customer_key, _figures_from_row(row))
+        for row in self.figure_rows(conn, shop_id, now):
+            yield CustomerRow(row[0], _figures_from_row(row))
 
     def figure_rows(self, conn: Connection, shop_id: str, now: datetime) -> list[tuple]:
         """What `customer_rows` gives, as the store's integers (amounts in millionths, instants in
         micros): `(customer_key, orders_365d, amount_365d, orders_total, total_spent, first_at,
-        last_at, first_window_at)` tuples, the customer-less group (key None) included."""
+        last_at, first_window_at)` tuples, the customer-less group (key None) included. On
+        PostgreSQL with the `AGGREGATION_SETTINGS` of the connection's transaction."""
         if self.dialect == "postgresql":
             for setting in AGGREGATION_SETTINGS:
                 conn.exec_driver_sql(f"SET LOCAL {setting}")
@@ -602,14 +602,12 @@ def _order_from_row(row) -> Order:
 
 
 def _figures_from_row(row) -> CustomerFigures:
+    """A row of `statements.figures_select` (a driver tuple or a Row, in that column order)."""
+    _, orders_365d, amount_365d, orders_total, total_spent, first_at, last_at, first_window_at = row[:8]
     return CustomerFigures(
-        orders_365d=int(row.orders_365d or 0),
-        amount_365d=micros_to_money(int(row.amount_365d or 0)),
-        orders_total=int(row.orders_total or 0),
-        total_spent=micros_to_money(int(row.total_spent or 0)),
-        first_at=from_micros(row.first_at),
-        last_at=from_micros(row.last_at),
-        first_window_at=from_micros(row.first_window_at),
+        orders_365d=orders_365d, amount_365d=micros_to_money(amount_365d),
+        orders_total=orders_total, total_spent=micros_to_money(total_spent),
+        first_at=from_micros(first_at), last_at=from_micros(last_at), first_window_at=from_micros(first_window_at),
     )
 
 
