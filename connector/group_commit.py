@@ -25,13 +25,12 @@ MAX_GROUP = 64
 
 
 class _Unit(Generic[T]):
-    __slots__ = ("work", "wake", "group", "done", "value", "error")
+    __slots__ = ("work", "wake", "group", "value", "error")
 
     def __init__(self, work: Callable[[Connection], T]):
         self.work = work
         self.wake = threading.Event()  # set when done, or when this unit's thread must lead `group`
         self.group: list[_Unit] | None = None
-        self.done = False
         self.value: T | None = None
         self.error: BaseException | None = None
 
@@ -81,7 +80,6 @@ class GroupCommit:
                     self._leaders -= 1
             for unit in group:
                 unit.group = None
-                unit.done = True
                 unit.wake.set()
 
     def _commit(self, group: list[_Unit]) -> None:
