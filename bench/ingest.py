@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 CYCLE_LUA = ROOT / "bench" / "wrk" / "cycle.lua"
 SECRET = "shpss_bench_secret_0123456789abcdef"
 SHOP = "acme"
-TARGETS = ("bare", "sqlite", "postgresql")
+TARGETS = ("bare", "durable", "sqlite", "postgresql")
 # Issue 7's targets.
 MIN_CEILING_SHARE = 0.6  # ingest throughput on PostgreSQL / bare Flask
 MAX_P99_MS = 50.0  # at the fixed rate
@@ -169,11 +169,13 @@ def gunicorn_workers() -> int:
     return os.cpu_count() or 1  # what `stagesync serve` uses
 
 
-def start_bare(work: Path) -> Process:
+def start_bare(work: Path, database_url: str | None = None) -> Process:
+    """The ceiling (HMAC only), or with `database_url` the `durable` reference (HMAC, parse, commit)."""
+    env = {"BENCH_WEBHOOK_SECRET": SECRET, **({"BENCH_DATABASE_URL": database_url} if database_url else {})}
     command = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(gunicorn_workers()),
                "--threads", str(WEBHOOK_THREADS), "--timeout", "30", "--bind", "127.0.0.1:{port}", "--chdir", str(ROOT / "bench"),
                "bare_flask_app:create_app()"]
-    return Process(command, work / "bare.log", env={"BENCH_WEBHOOK_SECRET": SECRET}).wait_ready()
+    return Process(command, work / ("durable.log" if database_url else "bare.log"), env=env).wait_ready()
 
 
 def start_stagesync(work: Path, engine: str, database_url: str, seed_csv: Path | None) -> tuple[Process, float]:
@@ -352,13 +354,16 @@ class TargetResult:
     seed_import_seconds: float | None = None
 
 
-def count_orders(database_url: str) -> int:
+def count_orders(database_url: str, durable: bool = False) -> int:
+    """Orders stored by the benchmark's webhooks (not the seeded ones); for `durable`, its inbox rows."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    query = ("SELECT count(*) FROM webhook_inbox" if durable
+             else "SELECT count(*) FROM orders WHERE order_id NOT LIKE 'o%'")
     try:
         with engine.connect() as conn:
-            return conn.execute(text("SELECT count(*) FROM orders WHERE order_id NOT LIKE 'o%'")).scalar_one()
+            return conn.execute(text(query)).scalar_one()
     finally:
         engine.dispose()
 
@@ -401,11 +406,20 @@ def bench_target(target: str, args, wrk: str, factory: OrderFactory, work: Path,
 
         admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.exec_driver_sql("DROP DATABASE IF EXISTS bench")
-            conn.exec_driver_sql("CREATE DATABASE bench")
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS bench_{target}")
+            conn.exec_driver_sql(f"CREATE DATABASE bench_{target}")
         admin.dispose()
-        database_url = pg_admin_url.rsplit("/", 1)[0] + "/bench"
-        server, imported = start_stagesync(work, target, database_url, seed_csv)
+        database_url = pg_admin_url.rsplit("/", 1)[0] + f"/bench_{target}"
+        if target == "durable":
+            from bench.bare_flask_app import INBOX
+
+            inbox = create_engine(database_url)
+            with inbox.begin() as conn:
+                conn.exec_driver_sql(INBOX)
+            inbox.dispose()
+            server = start_bare(work, database_url.replace("postgresql+psycopg://", "postgresql://", 1))
+        else:
+            server, imported = start_stagesync(work, target, database_url, seed_csv)
     try:
         say(f"[{target}] warming up ({args.warmup:g} s)")
         warm = factory.render(args.warmup_requests).write(work / "warm.req")
@@ -416,7 +430,7 @@ def bench_target(target: str, args, wrk: str, factory: OrderFactory, work: Path,
             f"over {size:,} signed requests")
         # The ceiling stores nothing: it may cycle through fewer requests.
         closed_file = factory.render(size if target != "bare" else min(size, 5_000)).write(work / "closed.req")
-        postmaster = pg_postmaster(pg_admin_url) if target == "postgresql" else None
+        postmaster = pg_postmaster(pg_admin_url) if target in ("postgresql", "durable") else None
         spy = start_py_spy(args.py_spy, target, server.process.pid, args.duration) if args.py_spy else None
         cpu_before = tree_cpu_seconds(server.process.pid), tree_cpu_seconds(postmaster)
         closed = run_wrk(wrk, server.port, closed_file, work, seconds=args.duration, connections=args.connections,
@@ -432,7 +446,7 @@ def bench_target(target: str, args, wrk: str, factory: OrderFactory, work: Path,
         server.stop()
     result = TargetResult(target, closed, fixed, seed_import_seconds=imported)
     if database_url:
-        result.stored_orders = count_orders(database_url)
+        result.stored_orders = count_orders(database_url, durable=target == "durable")
         result.accepted = (warmed.ok - warmed.duplicate) + (closed.ok - closed.duplicate) + (fixed.ok - fixed.duplicate)
     return result
 
@@ -503,7 +517,7 @@ def report(results: list[TargetResult], args, info: dict) -> str:
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--targets", default=",".join(TARGETS), help="comma-separated: bare,sqlite,postgresql")
+    p.add_argument("--targets", default=",".join(TARGETS), help="comma-separated: bare,durable,sqlite,postgresql")
     p.add_argument("--duration", type=float, default=10, help="closed-loop seconds per target (default 10)")
     p.add_argument("--requests", type=int, default=15_000,
                    help="signed requests rendered for each closed loop; wrk stops when they are sent (default 15000)")
@@ -546,7 +560,7 @@ def main(argv=None) -> int:
     results: list[TargetResult] = []
     try:
         pg_admin_url = None
-        if "postgresql" in targets:
+        if {"postgresql", "durable"} & set(targets):
             from tests.pg_server import PostgresServer
 
             try:
@@ -562,7 +576,7 @@ def main(argv=None) -> int:
             _PG_SERVERS[pg_admin_url] = pg_server
             say(f"PostgreSQL started on port {pg_server.port}, durable: fsync=on, synchronous_commit=on")
         factory = OrderFactory(args.customers)
-        seed_csv = write_seed(work, args.seed_orders, args.customers) if set(targets) - {"bare"} else None
+        seed_csv = write_seed(work, args.seed_orders, args.customers) if set(targets) - {"bare", "durable"} else None
         for target in targets:
             results.append(bench_target(target, args, wrk, factory, work, pg_admin_url, seed_csv, say))
     finally:
