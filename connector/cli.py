@@ -32,14 +32,9 @@ def command(name: str):
 
 def parse_at(raw: str | None) -> datetime:
     """--at: an ISO 8601 date (midnight UTC) or date-time (UTC when no offset); default now."""
-    if raw is None:
-        return datetime.now(timezone.utc)
-    from connector.csv_import import parse_instant
+    from connector.csv_import import instant_option
 
-    try:
-        return parse_instant(raw)
-    except ValueError as exc:
-        raise UserError(f"--at {exc}") from None
+    return instant_option(raw, "--at") or datetime.now(timezone.utc)
 
 
 def load_settings(args: argparse.Namespace) -> config_module.Settings:
@@ -123,14 +118,9 @@ def recompute_command(args: argparse.Namespace) -> int:
 
 def parse_since(raw: str | None) -> datetime | None:
     """--since: an ISO 8601 date (midnight UTC) or date-time (UTC when no offset); default none."""
-    if raw is None:
-        return None
-    from connector.csv_import import parse_instant
+    from connector.csv_import import instant_option
 
-    try:
-        return parse_instant(raw)
-    except ValueError as exc:
-        raise UserError(f"--since {exc}") from None
+    return instant_option(raw, "--since")
 
 
 @command("backfill")

@@ -52,6 +52,17 @@ def parse_instant(raw: str) -> datetime:
         raise ValueError(f"{raw!r} is not an ISO 8601 date or date-time") from None
 
 
+def instant_option(raw: str | None, label: str) -> datetime | None:
+    """An option's instant (`parse_instant`), None when not given; a bad one is a UserError
+    beginning with `label`."""
+    if raw is None:
+        return None
+    try:
+        return parse_instant(raw)
+    except ValueError as exc:
+        raise UserError(f"{label} {exc}") from None
+
+
 def _decimal(raw: str, column: str) -> Decimal:
     try:
         value = Decimal(raw.strip())

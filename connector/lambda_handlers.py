@@ -249,15 +249,9 @@ def _shops_option(event: Any, runtime: Runtime) -> set[str] | None:
 
 
 def _instant_option(event: Any, name: str) -> datetime | None:
-    raw = _option(event, name)
-    if raw is None:
-        return None
-    from connector.csv_import import parse_instant
+    from connector.csv_import import instant_option
 
-    try:
-        return parse_instant(raw)
-    except ValueError as exc:
-        raise UserError(f"{name}: {exc}") from None
+    return instant_option(_option(event, name), f"{name}:")
 
 
 def _remaining_ms(context: Any) -> float:
