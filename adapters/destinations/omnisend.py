@@ -75,24 +75,23 @@ class Omnisend(HttpDestination):
                 "customProperties": self.typed_properties(update.properties)}
 
     def upsert_contacts(self, updates: Sequence[ContactUpdate]) -> list[ItemFailure]:
-        if len(updates) == 1:
-            self.call("POST", CONTACTS, json=self._contact(updates[0]))
-            return []
-        for start in range(0, len(updates), BATCH_SIZE):
-            items = [self._contact(u) for u in updates[start:start + BATCH_SIZE]]
-            self.call("POST", BATCHES, json={"method": "POST", "endpoint": "contacts", "items": items})
+        self._post_one_or_batches(CONTACTS, "contacts", [self._contact(u) for u in updates])
         return []  # the batch runs asynchronously: item errors show in Omnisend's batch report only
 
     def send_events(self, events: Sequence[StageChange]) -> list[ItemFailure]:
         """One event: `POST /events`. More: `POST /batches` of `POST events` items (100 a batch),
         like contacts; Omnisend de-duplicates on each item's eventID, so a resent batch is harmless."""
-        if len(events) == 1:
-            self.call("POST", EVENTS, json=self._event(events[0]))
-            return []
-        for start in range(0, len(events), BATCH_SIZE):
-            items = [self._event(e) for e in events[start:start + BATCH_SIZE]]
-            self.call("POST", BATCHES, json={"method": "POST", "endpoint": "events", "items": items})
+        self._post_one_or_batches(EVENTS, "events", [self._event(e) for e in events])
         return []  # asynchronous, as for contacts
+
+    def _post_one_or_batches(self, path: str, batch_endpoint: str, items: list[dict]) -> None:
+        """One item: `POST path`. More: `POST /batches` of `POST batch_endpoint` items, 100 a batch."""
+        if len(items) == 1:
+            self.call("POST", path, json=items[0])
+            return
+        for start in range(0, len(items), BATCH_SIZE):
+            self.call("POST", BATCHES, json={"method": "POST", "endpoint": batch_endpoint,
+                                             "items": items[start:start + BATCH_SIZE]})
 
     def _event(self, event: StageChange) -> dict:
         at = iso_utc(event.at)
