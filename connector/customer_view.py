@@ -24,8 +24,7 @@ def customer_view(store: Store, shop: ShopSettings, identity: str, now: datetime
     if key is None:
         return None
     with store.read() as conn:
-        figures = store.customer_figures(conn, shop.id, key, now)
-        state = store.load_state(conn, shop.id, key)
+        figures, state = store.customer_figures_and_state(conn, shop.id, key, now)
         if figures is None and state is None:
             return None
         shop_figures = current_shop_figures(store, conn, shop, now, save=False)

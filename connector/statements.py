@@ -73,11 +73,11 @@ class Statements:
         self.record_delivery = insert(deliveries).on_conflict_do_nothing().returning(deliveries.c.delivery_id)
         self.lock = select(func.pg_advisory_xact_lock(bindparam("lock_id")))
 
-        self.customer_figures = figures_select(shop_id, bindparam("now_us"), bindparam("start_us")).where(
-            orders.c.customer_key == key)
         self.load_state = select(*STATE_COLUMNS).where(customers.c.shop_id == shop_id, customers.c.customer_key == key)
-        # Both in one round trip: one row, its figures NULL without orders, its state NULL when new.
-        figures = self.customer_figures.subquery()
+        # One customer's figures and stored state in one round trip: one row, its figures NULL
+        # without orders, its state NULL when never stored.
+        figures = figures_select(shop_id, bindparam("now_us"), bindparam("start_us")).where(
+            orders.c.customer_key == key).subquery()
         self.customer_figures_and_state = select(
             figures, *(c.label(f"stored_{c.name}") for c in STATE_COLUMNS),
         ).select_from(one.outerjoin(figures, true()).outerjoin(

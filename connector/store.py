@@ -373,8 +373,7 @@ class Store:
 
     def customer_figures(self, conn: Connection, shop_id: str, key: str, now: datetime) -> CustomerFigures | None:
         """One customer's figures at `now`; None when no order of theirs is stored."""
-        row = conn.execute(self.sql.customer_figures, dict(_window(shop_id, now), customer_key=key)).first()
-        return None if row is None else _figures_from_row(row)
+        return self.customer_figures_and_state(conn, shop_id, key, now)[0]
 
     def customer_figures_and_state(self, conn: Connection, shop_id: str, key: str,
                                    now: datetime) -> tuple[CustomerFigures | None, StoredState | None]:
