@@ -19,11 +19,12 @@ from typing import Callable, Iterator, Sequence
 
 from sqlalchemy import Connection
 
+from connector import stages
 from connector.config import ShopSettings
 from connector.orders import ZERO
 from connector.stages import (
     CustomerFigures, Evaluation, PhaseSettings, RfmSettings, ShopFigures, ShopMicros, evaluate, evaluate_micros,
-    interval_of_span, purchase_interval, recency_bands,
+    interval_of_span, recency_bands,
 )
 from connector.store import StoredState, Store, micros_to_money, state_of, to_micros
 
@@ -66,8 +67,7 @@ def build_shop_figures(figures: list[tuple[str | None, CustomerFigures]], shop: 
     """The shop's window totals (customer-less orders included) and recency bands."""
     window_amount = sum((f.amount_365d for _, f in figures), ZERO)
     window_orders = sum(f.orders_365d for _, f in figures)
-    intervals = [i for key, f in figures if key is not None and (i := purchase_interval(f)) is not None]
-    return ShopFigures(window_amount, window_orders, recency_bands(intervals, shop.rfm))
+    return stages.shop_figures((f for key, f in figures if key is not None), window_amount, window_orders, shop.rfm)
 
 
 def snapshot(store: Store, shop: ShopSettings, now: datetime, conn: Connection | None = None) -> Snapshot:
