@@ -46,6 +46,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from connector.app import WEBHOOK_THREADS  # noqa: E402 - after the sys.path line
+
 CYCLE_LUA = ROOT / "bench" / "wrk" / "cycle.lua"
 SECRET = "shpss_bench_secret_0123456789abcdef"
 SHOP = "acme"
@@ -160,9 +162,6 @@ class Process:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-
-
-from connector.app import WEBHOOK_THREADS  # noqa: E402 - after the sys.path line
 
 
 def gunicorn_workers() -> int:
