@@ -37,8 +37,8 @@ from pathlib import Path
 from connector.config import Settings, ShopSettings
 from connector.errors import UserError
 
-# About 5,400 webhooks (with cancellations, refunds and duplicates): under half a minute on 2
-# cores with SQLite (23.5 s measured, session 2).
+# About 5,400 webhooks (with cancellations, refunds and duplicates): 24 to 49 s on 2 cores with
+# SQLite (measured in session 2; the slower on a busy machine).
 DEFAULT_ORDERS = 5_000
 DEMO_SHOP = "demo"
 ORDERS_PER_CUSTOMER = 3  # on average; a few buy often, most once (connector.generate)
