@@ -372,10 +372,11 @@ def py_spy() -> str | None:
 
 
 def start_py_spy(prefix: str, target: str, pid: int, seconds: float) -> subprocess.Popen:
-    """py-spy sampling the server (master and workers) during the closed loop: collapsed stacks,
-    one line per distinct stack with its sample count, in <prefix>-<target>.txt."""
+    """py-spy sampling the server (master and workers) during the closed loop, only the threads
+    holding the GIL (where the CPU goes, not where threads wait): collapsed stacks, one line per
+    distinct stack with its sample count, in <prefix>-<target>.txt."""
     out = f"{prefix}-{target}.txt"
-    return subprocess.Popen([py_spy(), "record", "--subprocesses", "--pid", str(pid), "--rate", "250",
+    return subprocess.Popen([py_spy(), "record", "--gil", "--subprocesses", "--pid", str(pid), "--rate", "250",
                              "--duration", str(max(1, int(seconds))), "--nonblocking", "--format", "raw", "-o", out],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

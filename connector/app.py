@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import hmac
 import logging
+import secrets
 import threading
 import time
-import uuid
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -74,7 +74,7 @@ def get_store() -> Store:
 
 
 def _start_request() -> None:
-    g.request_id = request.headers.get("X-Request-Id") or uuid.uuid4().hex[:16]
+    g.request_id = request.headers.get("X-Request-Id") or secrets.token_hex(8)
     g.started = time.perf_counter()
 
 

@@ -6,8 +6,8 @@
   a finished one, run again, reads everything again and changes nothing. Then the shop is
   recomputed (`evaluation.recompute`), which queues the sync of every customer that changed.
 - `poll`: the orders created or modified since the shop's poll cursor (less a small overlap), each
-  stored and its customer re-evaluated exactly as a webhook does (`store.upsert_order`,
-  `evaluation.evaluate_customer`), a page a transaction. The cursor moves to the poll's start
+  stored and its customer re-evaluated exactly as a webhook does (`store.store_orders`,
+  `evaluation.evaluate_customers`), a page a transaction. The cursor moves to the poll's start
   once every page is stored, so an interrupted poll is simply done again. This is WiziShop's only
   feed, and on the other platforms the reconciliation that catches webhooks that never arrived.
 
@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Sequence
 
 from connector.config import ShopSettings
-from connector.evaluation import RecomputeResult, current_shop_figures, evaluate_customer, recompute
+from connector.evaluation import RecomputeResult, evaluate_customers, recompute
 from connector.orders import Order
 from connector.store import Store
 
@@ -113,6 +113,7 @@ def backfill(store: Store, shop: ShopSettings, now: datetime, *, since: datetime
         store.save_cursor(conn, shop.id, BACKFILL, dataclasses.replace(checkpoint, done=True).dump(), now)
         if store.load_cursor(conn, shop.id, POLL) is None:  # polling goes on from the backfill's start
             store.save_cursor(conn, shop.id, POLL, checkpoint.started, now)
+    store.analyze("orders")
     result.recompute = recompute(store, shop, now, progress=recompute_progress)
     return result
 
@@ -130,15 +131,11 @@ def poll(store: Store, shop: ShopSettings, now: datetime, *, client=None,
             orders = _prepare(store, conn, shop, client, page.orders, now)
             touched: set[str] = set()
             changed = 0
-            for order in orders:  # the webhook path: one order at a time, the newest version wins
-                written = store.store_order(conn, order)
+            for order, written in zip(orders, store.store_orders(conn, orders)):  # the newest version wins
                 if written.changed:
                     changed += 1
                     touched.update(k for k in (written.previous_key, order.customer_key) if k)
-            if touched:
-                figures = current_shop_figures(store, conn, shop, now)
-                for key in sorted(touched):
-                    evaluate_customer(store, conn, shop, key, now, figures)
+            evaluate_customers(store, conn, shop, touched, now)
         _count(result, page, changed, len(page.orders))
         result.fetched += page.fetched
         result.customers += len(touched)

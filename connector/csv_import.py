@@ -174,4 +174,5 @@ def import_csv(store: Store, shop: ShopSettings, path: str | Path, *, skip_inval
             flush()
     if batch:
         flush()
+    store.analyze("orders")
     return result

@@ -23,6 +23,7 @@ from decimal import Decimal
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import Connection, func, select
 
 from connector import outbox
@@ -65,6 +66,17 @@ def _configure(state) -> None:
         app.secret_key = session_key(token) if token else secrets.token_hex(32)
     if app.config.get("SESSION_COOKIE_SAMESITE") is None:
         app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.session_interface = DashboardSessions()
+
+
+class DashboardSessions(SecureCookieSessionInterface):
+    """Sessions for the dashboard's pages only: a webhook (most of the traffic) neither reads nor
+    writes one, so its request skips the cookie and the signing serializer."""
+
+    def open_session(self, app, request):
+        if request.path.startswith("/webhooks/"):
+            return None  # Flask gives the request a null session instead
+        return super().open_session(app, request)
 
 
 def _settings() -> Settings:

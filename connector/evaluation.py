@@ -5,8 +5,9 @@
 - `recompute`: the same evaluation on the store's integers (no datetime or Decimal per
   customer), compared with the stored states; only the customers whose stored state changed
   are written, with their stage history, and queued for syncing.
-- `evaluate_customer`: one customer after a webhook, inside the webhook's transaction, using
-  the shop figures stored by the last recompute (refreshed on the spot for small shops).
+- `evaluate_customers`: the customers a webhook (or a group of them, or a poll) touched, inside
+  its transaction, using the shop figures stored by the last recompute (refreshed on the spot
+  for small shops).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from fractions import Fraction
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import Connection
 
@@ -26,7 +27,7 @@ from connector.stages import (
     CustomerFigures, Evaluation, PhaseSettings, RfmSettings, ShopFigures, ShopMicros, evaluate, evaluate_micros,
     interval_of_span, recency_bands,
 )
-from connector.store import StoredState, Store, micros_to_money, state_of, to_micros
+from connector.store import StoredState, Store, micros_to_money, money_to_micros, state_of, to_micros
 
 # Below this many window orders, a webhook refreshes the shop figures (shop AOV, adaptive bands)
 # itself: cheap for a small shop, and a young shop's figures move fast. Larger shops rely on the
@@ -36,6 +37,7 @@ SMALL_SHOP_WINDOW_ORDERS = 5_000
 # daily recompute's new figures reach the webhooks within a minute.
 STORED_FIGURES_MAX_AGE_S = 60.0
 WRITE_CHUNK = 5_000
+ANALYZE_AFTER_WRITES = 1_000  # a recompute that writes this many states refreshes the planner's statistics
 NO_FIGURES = CustomerFigures()
 NOT_STORED = (None,) * len(dataclasses.fields(StoredState))  # the state of a customer never stored
 
@@ -138,7 +140,27 @@ def _with_stored(rows: Sequence[tuple], states: dict[str, tuple]) -> Iterator[tu
         if row[0] is not None:
             yield row, states.pop(row[0], NOT_STORED)
     for key, stored in states.items():
-        yield (key, 0, 0, 0, 0, None, None, None), stored
+        yield without_orders(key), stored
+
+
+def without_orders(key: str) -> tuple:
+    """The figures row (as `Store.figure_rows` gives it) of a customer with no order."""
+    return key, 0, 0, 0, 0, None, None, None
+
+
+def changed_states(customers: Iterable[tuple[tuple, tuple]], shop: ShopMicros, phases: PhaseSettings, now: int,
+                   today: str) -> tuple[dict[str, StoredState], list[tuple[str, str, str | None, str]]]:
+    """The new states of the customers whose stored state changes, and their stage changes, from
+    (figures row, stored state) pairs."""
+    changed: dict[str, StoredState] = {}
+    changes: list[tuple[str, str, str | None, str]] = []
+    for row, stored in customers:
+        after = next_state_micros(row, stored, shop, phases, now, today)
+        if after != stored:
+            key = row[0]
+            changed[key] = StoredState(*after)
+            changes.extend(stage_changes(key, None if stored is NOT_STORED else StoredState(*stored), changed[key]))
+    return changed, changes
 
 
 def recompute(store: Store, shop: ShopSettings, now: datetime,
@@ -155,16 +177,9 @@ def recompute(store: Store, shop: ShopSettings, now: datetime,
     figures = shop_micros(rows, shop.rfm)
     now_us, today = to_micros(now), now.date().isoformat()
     destinations = [d.name for d in shop.destinations]
-    result = RecomputeResult()
-    changed: dict[str, StoredState] = {}
-    changes: list[tuple[str, str, str | None, str]] = []
-    for row, stored in _with_stored(rows, states):
-        result.customers += 1
-        after = next_state_micros(row, stored, figures, shop.phases, now_us, today)
-        if after != stored:
-            key = row[0]
-            changed[key] = StoredState(*after)
-            changes.extend(stage_changes(key, None if stored is NOT_STORED else StoredState(*stored), changed[key]))
+    customers = list(_with_stored(rows, states))
+    result = RecomputeResult(customers=len(customers))
+    changed, changes = changed_states(customers, figures, shop.phases, now_us, today)
     keys = list(changed)
     with store.transaction() as conn:
         store.save_shop_figures(conn, shop.id, micros_to_money(figures.window_amount), figures.window_orders,
@@ -178,6 +193,8 @@ def recompute(store: Store, shop: ShopSettings, now: datetime,
             progress(start + len(chunk), len(keys))
     with store.transaction() as conn:
         store.add_stage_changes(conn, shop.id, changes, now)
+    if len(keys) >= ANALYZE_AFTER_WRITES:
+        store.analyze("customers", "outbox")
     result.written = len(keys)
     result.stage_changes = len(changes)
     result.queued = len(keys) * len(destinations)
@@ -201,20 +218,25 @@ def current_shop_figures(store: Store, conn: Connection, shop: ShopSettings, now
     return figures
 
 
-def evaluate_customer(store: Store, conn: Connection, shop: ShopSettings, key: str, now: datetime,
-                      shop_figures: ShopFigures | None = None) -> tuple[Evaluation, bool]:
-    """Re-evaluate one customer inside the caller's transaction; store and queue what changed.
+def evaluate_customers(store: Store, conn: Connection, shop: ShopSettings, keys: Iterable[str], now: datetime,
+                       shop_figures: ShopFigures | None = None) -> set[str]:
+    """Re-evaluate some customers inside the caller's transaction (a webhook, a group of them, a
+    poll); store and queue those whose state changed, and return their keys.
 
-    Returns the evaluation and whether the stored state changed.
+    The customers are locked first (`Store.lock_customers`), so that a concurrent delivery's order
+    is seen; their figures and states are read, and the changes written, with one statement each.
     """
-    figures, before = store.customer_figures_and_state(conn, shop.id, key, now)
+    keys = sorted(set(keys))
+    if not keys:
+        return set()
+    store.lock_customers(conn, shop.id, keys)
     shop_figures = shop_figures or current_shop_figures(store, conn, shop, now)
-    evaluation = evaluate(figures or NO_FIGURES, shop_figures, shop.rfm, shop.phases, now)
-    after = next_state(evaluation, before, now)
-    if before is not None and before.same_as(after):
-        return evaluation, False
-    store.save_states(conn, shop.id, {key: after}, now)
-    store.add_stage_changes(conn, shop.id, stage_changes(key, before, after), now)
-    store.enqueue(conn, shop.id, [d.name for d in shop.destinations], [key], queue_time(now))
-    return evaluation, True
-
+    figures = ShopMicros(money_to_micros(shop_figures.window_amount), shop_figures.window_orders, shop_figures.bands,
+                         Fraction(shop.rfm.value_ratio))
+    rows, states = store.figures_and_states(conn, shop.id, keys, now)
+    customers = ((rows.get(key) or without_orders(key), states.get(key, NOT_STORED)) for key in keys)
+    changed, changes = changed_states(customers, figures, shop.phases, to_micros(now), now.date().isoformat())
+    store.save_states(conn, shop.id, changed, now)
+    store.add_stage_changes(conn, shop.id, changes, now)
+    store.enqueue(conn, shop.id, [d.name for d in shop.destinations], list(changed), queue_time(now))
+    return set(changed)

@@ -6,6 +6,10 @@ the turn as the one writer. A thread that finds a free lane runs its unit at onc
 lane is busy, units queue, and the thread finishing a transaction hands the whole queue (in
 arrival order, as one transaction) to the first queued thread. So groups form only under load.
 
+Units next to each other in a group that share a `batch_key` (an attribute of the unit's work)
+run as one call of their `run_batch(conn, works)`, so that they share their statements too
+(`connector.ingest`: the order deliveries of one shop).
+
 If the shared transaction fails for a reason other than the database being unavailable (one
 unit's bug, a PostgreSQL deadlock between two groups), it is rolled back and each unit runs again
 in a transaction of its own, so that one bad delivery never fails the others.
@@ -13,8 +17,9 @@ in a transaction of its own, so that one bad delivery never fails the others.
 
 from __future__ import annotations
 
+import itertools
 import threading
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Sequence, TypeVar
 
 from sqlalchemy import Connection
 
@@ -85,8 +90,8 @@ class GroupCommit:
     def _commit(self, group: list[_Unit]) -> None:
         try:
             with self.store.transaction() as conn:
-                for unit in group:
-                    unit.value = unit.work(conn)
+                for unit, value in zip(group, run_all(conn, [unit.work for unit in group])):
+                    unit.value = value
             return
         except StorageUnavailableError as exc:
             for unit in group:
@@ -103,3 +108,16 @@ class GroupCommit:
                     unit.value = unit.work(conn)
             except Exception as exc:  # noqa: BLE001 - handed to the unit's own thread
                 unit.error = exc
+
+
+def run_all(conn: Connection, works: Sequence[Callable[[Connection], T]]) -> list[T]:
+    """Each work's result, in order; next to each other, works with the same `batch_key` (not
+    None) run as one call of their `run_batch`."""
+    values: list[T] = []
+    for key, run in itertools.groupby(works, key=lambda work: getattr(work, "batch_key", None)):
+        run = list(run)
+        if key is None or len(run) == 1:
+            values.extend(work(conn) for work in run)
+        else:
+            values.extend(run[0].run_batch(conn, run))
+    return values

@@ -3,7 +3,8 @@
 verify the raw body (before any parsing) -> parse into platform-neutral actions -> in ONE
 transaction: de-duplicate by delivery id, apply the actions, re-evaluate every customer they
 touch, queue the sync. Only after that commit does the caller answer 200. Deliveries that arrive
-together share their transaction (connector.group_commit): one commit for all of them.
+together share their transaction (connector.group_commit): one commit for all of them, and order
+deliveries of one shop share their statements too (`write_order_deliveries`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Mapping
+from typing import Mapping, Sequence
 
 from sqlalchemy import Connection
 
 from connector import inbound as actions
 from connector.config import ShopSettings
-from connector.evaluation import current_shop_figures, evaluate_customer
-from connector.orders import customer_key, normalise_email, normalise_phone
+from connector.evaluation import evaluate_customers
+from connector.inbound import Inbound
+from connector.orders import Order, customer_key, normalise_email, normalise_phone
 from connector.store import Store
 
 log = logging.getLogger("stagesync.ingest")
@@ -32,7 +34,6 @@ class Receipt:
     status: str  # accepted | duplicate | ignored
     topic: str = ""
     reason: str | None = None
-    customers: int = 0
 
 
 def platform_for(shop: ShopSettings):
@@ -56,21 +57,85 @@ def receive(store: Store, shop: ShopSettings, headers: Mapping[str, str], body: 
         delivery = platform.fetch(shop, delivery)
     if not delivery.actions:
         return Receipt("ignored", delivery.topic, delivery.ignored_reason)
-    at = evaluation_instant(delivery.actions, now)
+    return store.commits.run(Write(store, shop, delivery, now))  # committed when it returns
 
-    def write(conn: Connection) -> Receipt:
+
+@dataclass(frozen=True, eq=False)
+class Write:
+    """One delivery's work in the shared transaction (connector.group_commit).
+
+    A delivery that only carries an order is an `order delivery`: next to each other in a group,
+    the order deliveries of one shop run as one batch (`write_order_deliveries`), with one
+    statement per step for all of them. Any other delivery runs alone (`__call__`).
+    """
+
+    store: Store
+    shop: ShopSettings
+    delivery: Inbound
+    now: datetime
+
+    @property
+    def order(self) -> Order | None:
+        """The delivery's order, when that is all it carries."""
+        todo = self.delivery.actions
+        return todo[0].order if len(todo) == 1 and isinstance(todo[0], actions.UpsertOrder) else None
+
+    @property
+    def batch_key(self) -> tuple | None:
+        return None if self.order is None else ("orders", self.shop.id)
+
+    @staticmethod
+    def run_batch(conn: Connection, batch: Sequence["Write"]) -> list[Receipt]:
+        return write_order_deliveries(conn, batch)
+
+    def __call__(self, conn: Connection) -> Receipt:
+        if self.order is not None:
+            return write_order_deliveries(conn, [self])[0]
+        store, shop, delivery = self.store, self.shop, self.delivery
         if delivery.delivery_id and not store.record_delivery(conn, shop.id, delivery.delivery_id,
-                                                              delivery.topic, now):
+                                                              delivery.topic, self.now):
             return Receipt("duplicate", delivery.topic)
-        touched = apply(store, conn, shop, delivery.actions, now)
-        if touched:
-            store.lock_customers(conn, shop.id, touched)  # a concurrent delivery's order must be seen
-            figures = current_shop_figures(store, conn, shop, at)
-            for key in sorted(touched):
-                evaluate_customer(store, conn, shop, key, at, figures)
-        return Receipt("accepted", delivery.topic, customers=len(touched))
+        touched = apply(store, conn, shop, delivery.actions, self.now)
+        evaluate_customers(store, conn, shop, touched, evaluation_instant(delivery.actions, self.now))
+        return Receipt("accepted", delivery.topic)
 
-    return store.commits.run(write)  # committed when it returns
+
+def write_order_deliveries(conn: Connection, batch: Sequence[Write]) -> list[Receipt]:
+    """Order deliveries of one shop, in one go: their delivery ids recorded, their orders stored
+    (the newest version wins, as one at a time) and the customers they touched re-evaluated at
+    the latest of their instants, each step one statement for the whole batch.
+
+    A delivery repeating an earlier one's delivery id or order id runs after the others, in a
+    batch of its own: it must see what the earlier one wrote.
+    """
+    store, shop = batch[0].store, batch[0].shop
+    first, repeats = _first_of_each(batch)
+    fresh_ids = store.record_deliveries(conn, shop.id, [(w.delivery.delivery_id, w.delivery.topic)
+                                                        for w in first if w.delivery.delivery_id], max(w.now for w in first))
+    accepted = [w for w in first if not w.delivery.delivery_id or w.delivery.delivery_id in fresh_ids]
+    receipts = {id(w): Receipt("duplicate", w.delivery.topic) for w in first}
+    receipts.update((id(w), Receipt("accepted", w.delivery.topic)) for w in accepted)
+    touched: set[str] = set()
+    for write, stored in zip(accepted, store.store_orders(conn, [w.order for w in accepted])):
+        if stored.changed:
+            touched.update(k for k in (stored.previous_key, write.order.customer_key) if k)
+    if accepted:
+        at = max(evaluation_instant(w.delivery.actions, w.now) for w in accepted)
+        evaluate_customers(store, conn, shop, touched, at)
+    if repeats:
+        receipts.update(zip(map(id, repeats), write_order_deliveries(conn, repeats)))
+    return [receipts[id(w)] for w in batch]
+
+
+def _first_of_each(batch: Sequence[Write]) -> tuple[list[Write], list[Write]]:
+    """The deliveries whose delivery id and order id no earlier delivery of `batch` has, and the others."""
+    first, repeats, seen = [], [], set()
+    for write in batch:
+        ids = {("order", write.order.order_id)} | ({("delivery", write.delivery.delivery_id)}
+                                                   if write.delivery.delivery_id else set())
+        (repeats if ids & seen else first).append(write)
+        seen |= ids
+    return first, repeats
 
 
 def evaluation_instant(todo, now: datetime) -> datetime:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import BigInteger, and_, bindparam, case, cast, func, literal, or_, select, true
+from sqlalchemy import BigInteger, and_, bindparam, case, cast, func, literal, or_, select, text, true
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.schema import customers, deliveries, orders, outbox, refunds, shop_figures, stage_changes
@@ -48,17 +48,15 @@ def _int_sum(value):
 class Statements:
     def __init__(self, dialect: str):
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        shop_id, order_id, key = bindparam("shop_id"), bindparam("order_id"), bindparam("customer_key")
+        shop_id, key = bindparam("shop_id"), bindparam("customer_key")
+        order_ids, keys = bindparam("order_ids", expanding=True), bindparam("customer_keys", expanding=True)
 
-        # An order's stored version and customer, and the refunds recorded for it (also before the
-        # order itself arrived): one row whether or not the order is stored.
-        refunds_recorded = select(func.coalesce(func.sum(refunds.c.amount), 0)).where(
-            refunds.c.shop_id == shop_id, refunds.c.order_id == order_id).scalar_subquery()
-        one = select(literal(1).label("one")).subquery()
-        self.order_version = select(
-            orders.c.order_id.is_not(None).label("stored"), orders.c.updated_at, orders.c.customer_key,
-            refunds_recorded.label("refunds_recorded"),
-        ).select_from(one.outerjoin(orders, and_(orders.c.shop_id == shop_id, orders.c.order_id == order_id)))
+        # The stored version and customer of some orders, and the refunds recorded for them (also
+        # for orders not stored yet: a refund may arrive before its order).
+        self.order_versions = select(orders.c.order_id, orders.c.updated_at, orders.c.customer_key).where(
+            orders.c.shop_id == shop_id, orders.c.order_id.in_(order_ids))
+        self.refunds_recorded = select(refunds.c.order_id, func.sum(refunds.c.amount)).where(
+            refunds.c.shop_id == shop_id, refunds.c.order_id.in_(order_ids)).group_by(refunds.c.order_id)
 
         # The rule of `connector.store._is_newer`, checked again on the row itself: of two
         # concurrent deliveries of one order, the older version never overwrites the newer.
@@ -71,11 +69,18 @@ class Statements:
         ).returning(orders.c.order_id)
 
         self.record_delivery = insert(deliveries).on_conflict_do_nothing().returning(deliveries.c.delivery_id)
-        self.lock = select(func.pg_advisory_xact_lock(bindparam("lock_id")))
+        # Advisory locks, taken in the order of the given ids (PostgreSQL only).
+        self.lock = text("SELECT pg_advisory_xact_lock(lock_id) FROM unnest(CAST(:lock_ids AS bigint[])) AS lock_id")
 
         self.load_state = select(*STATE_COLUMNS).where(customers.c.shop_id == shop_id, customers.c.customer_key == key)
+        # Some customers' figures, and their stored states (rows only for those with orders / a state).
+        self.customers_figures = figures_select(shop_id, bindparam("now_us"), bindparam("start_us")).where(
+            orders.c.customer_key.in_(keys))
+        self.customers_states = select(customers.c.customer_key, *STATE_COLUMNS).where(
+            customers.c.shop_id == shop_id, customers.c.customer_key.in_(keys))
         # One customer's figures and stored state in one round trip: one row, its figures NULL
         # without orders, its state NULL when never stored.
+        one = select(literal(1).label("one")).subquery()
         figures = figures_select(shop_id, bindparam("now_us"), bindparam("start_us")).where(
             orders.c.customer_key == key).subquery()
         self.customer_figures_and_state = select(

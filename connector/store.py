@@ -203,6 +203,14 @@ class Store:
         with _unavailable_as_error(), self.reader.connect() as conn:
             yield conn
 
+    def analyze(self, *tables: str) -> None:
+        """After a bulk write (import, backfill, recompute), refresh PostgreSQL's statistics of these
+        tables at once rather than when autovacuum gets to it: until then the planner takes the
+        shop's rows for a handful and scans them all for a webhook's few orders and customers."""
+        if self.dialect == "postgresql" and tables:
+            with self.transaction() as conn:
+                conn.exec_driver_sql("ANALYZE " + ", ".join(tables))
+
     def ping(self) -> bool:
         try:
             with self.reader.connect() as conn:
@@ -221,21 +229,34 @@ class Store:
         return self.store_order(conn, order).changed
 
     def store_order(self, conn: Connection, order: Order) -> OrderWrite:
-        """Store `order` unless the stored version is as new or newer (`upsert_order`), and say
-        whose order it was before.
+        """`store_orders` for one order."""
+        return self.store_orders(conn, [order])[0]
+
+    def store_orders(self, conn: Connection, batch: Sequence[Order]) -> list[OrderWrite]:
+        """Store each order of `batch` (one shop's, distinct ids) unless the stored version is as
+        new or newer, and say whose order each was before: three statements for the batch.
 
         A version without `updated_at` replaces only a version without `updated_at` either.
         Refunds recorded on their own (`record_refund`) still count: refunded = max of both.
         """
-        stored = conn.execute(self.sql.order_version,
-                              dict(shop_id=order.shop_id, order_id=order.order_id)).one()
-        previous_key = stored.customer_key if stored.stored else None
-        if stored.stored and not _is_newer(order, stored.updated_at):
-            return OrderWrite(False, previous_key)
-        if stored.refunds_recorded and money_to_micros(order.refunded) < stored.refunds_recorded:
-            order = dataclasses.replace(order, refunded=micros_to_money(stored.refunds_recorded))
-        written = conn.execute(self.sql.upsert_order, _order_values(order)).first() is not None
-        return OrderWrite(written, previous_key)
+        if not batch:
+            return []
+        ids = dict(shop_id=batch[0].shop_id, order_ids=[o.order_id for o in batch])
+        stored = {row[0]: row[1:] for row in conn.execute(self.sql.order_versions, ids)}
+        recorded = dict(conn.execute(self.sql.refunds_recorded, ids).all())
+        previous: list[str | None] = []
+        values = []
+        for order in batch:
+            updated_at, previous_key = stored.get(order.order_id, (None, None))
+            previous.append(previous_key)
+            if order.order_id in stored and not _is_newer(order, updated_at):
+                continue
+            refunds_recorded = recorded.get(order.order_id)
+            if refunds_recorded and money_to_micros(order.refunded) < refunds_recorded:
+                order = dataclasses.replace(order, refunded=micros_to_money(refunds_recorded))
+            values.append(_order_values(order))
+        written = set(conn.execute(self.sql.upsert_order, values).scalars()) if values else set()
+        return [OrderWrite(order.order_id in written, key) for order, key in zip(batch, previous)]
 
     def upsert_orders(self, conn: Connection, batch: Sequence[Order]) -> int:
         """Bulk load (CSV import, backfill) with the rules of `upsert_order`; returns rows changed.
@@ -310,9 +331,17 @@ class Store:
 
     def record_delivery(self, conn: Connection, shop_id: str, delivery_id: str, topic: str, now: datetime) -> bool:
         """True the first time a delivery id is seen for the shop; False for a duplicate."""
-        return conn.execute(self.sql.record_delivery, dict(
-            shop_id=shop_id, delivery_id=delivery_id, topic=topic, received_at=to_micros(now),
-        )).first() is not None
+        return bool(self.record_deliveries(conn, shop_id, [(delivery_id, topic)], now))
+
+    def record_deliveries(self, conn: Connection, shop_id: str, batch: Sequence[tuple[str, str]],
+                          now: datetime) -> set[str]:
+        """Record (delivery_id, topic) pairs (distinct ids); return the ids seen for the first time."""
+        if not batch:
+            return set()
+        received_at = to_micros(now)
+        return set(conn.execute(self.sql.record_delivery, [
+            dict(shop_id=shop_id, delivery_id=delivery_id, topic=topic, received_at=received_at)
+            for delivery_id, topic in batch]).scalars())
 
     def lock_customers(self, conn: Connection, shop_id: str, keys: Iterable[str]) -> None:
         """Hold these customers until the transaction ends, so that two deliveries for one customer
@@ -321,9 +350,10 @@ class Store:
         serialised already (BEGIN IMMEDIATE)."""
         if self.dialect != "postgresql":
             return
-        for key in sorted(set(keys)):
-            digest = hashlib.blake2b(f"{shop_id}\x00{key}".encode(), digest_size=8).digest()
-            conn.execute(self.sql.lock, dict(lock_id=int.from_bytes(digest, "big", signed=True)))
+        ids = sorted(int.from_bytes(hashlib.blake2b(f"{shop_id}\x00{key}".encode(), digest_size=8).digest(), "big",
+                                    signed=True) for key in set(keys))
+        if ids:
+            conn.execute(self.sql.lock, dict(lock_ids=ids))
 
     def delivery_seen(self, shop_id: str, delivery_id: str) -> bool:
         with self.read() as conn:
@@ -382,6 +412,15 @@ class Store:
         figures = None if row.customer_key is None else _figures_from_row(row)
         stored = row[-len(STATE_COLUMNS):]
         return figures, None if stored[0] is None else StoredState(*stored)
+
+    def figures_and_states(self, conn: Connection, shop_id: str, keys: Sequence[str],
+                           now: datetime) -> tuple[dict[str, tuple], dict[str, tuple]]:
+        """Some customers' `figure_rows` (by key, for those with orders) and stored states (by key,
+        as `state_rows` gives them, for those stored)."""
+        params = dict(_window(shop_id, now), customer_keys=list(keys))
+        figures = {row[0]: tuple(row) for row in conn.execute(self.sql.customers_figures, params)}
+        states = {row[0]: tuple(row[1:]) for row in conn.execute(self.sql.customers_states, params)}
+        return figures, states
 
     def window_totals(self, conn: Connection, shop_id: str, now: datetime) -> tuple[Decimal, int]:
         """(sum of amounts, number) of the shop's window orders at `now`, customer-less ones included."""

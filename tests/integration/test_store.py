@@ -148,13 +148,14 @@ def test_recompute_queues_each_changed_customer_once_per_destination(store, shop
         assert store.outbox_depth(conn, "acme") == 2
 
 
-def test_evaluate_customer_stores_and_queues_one_customer(store, shop):
+def test_evaluate_customers_stores_and_queues_what_changed(store, shop):
     with store.transaction() as conn:
         store.upsert_order(conn, order("1", updated=1))
-        result, changed = evaluation.evaluate_customer(store, conn, shop, "jane@example.com", NOW)
-        assert (result.rfm, result.phases, changed) == ("recent", "conversion", True)
-        _, changed_again = evaluation.evaluate_customer(store, conn, shop, "jane@example.com", NOW)
-        assert not changed_again
+        changed = evaluation.evaluate_customers(store, conn, shop, ["jane@example.com"], NOW)
+        assert changed == {"jane@example.com"}
+        state = store.load_state(conn, "acme", "jane@example.com")
+        assert (state.rfm, state.phases) == ("recent", "conversion")
+        assert evaluation.evaluate_customers(store, conn, shop, ["jane@example.com"], NOW) == set()
     assert count(store, customers) == 1 and count(store, outbox) == 1
 
 

@@ -62,7 +62,7 @@ def test_figures_and_state_in_one_query_equal_the_whole_shop_figures_and_the_sto
     with store.transaction() as conn:
         store.store_order(conn, order("1", updated=1))
         store.store_order(conn, order("2", email="bob@example.com", updated=1))
-        evaluation.evaluate_customer(store, conn, shop, "jane@example.com", NOW)
+        evaluation.evaluate_customers(store, conn, shop, ["jane@example.com"], NOW)
         store.save_states(conn, "acme", {"ann@example.com": store.load_state(conn, "acme", "jane@example.com")}, NOW)
         whole_shop = {r.customer_key: r.figures for r in store.customer_rows(conn, "acme", NOW)}
         for key in ("jane@example.com", "bob@example.com", "ann@example.com", "nobody@example.com"):

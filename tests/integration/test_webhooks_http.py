@@ -224,7 +224,7 @@ def test_storage_unavailable_answers_503_and_stores_nothing_half_way(settings, a
         from connector.errors import StorageUnavailableError
         raise StorageUnavailableError("database unavailable: OperationalError")
 
-    monkeypatch.setattr(evaluation, "evaluate", storage_fails)  # fails after the order was written
+    monkeypatch.setattr(evaluation, "next_state_micros", storage_fails)  # fails after the order was written
     answer = post(client, platform, sender.order(1001, "ann@example.com", "80.00", PLACED))
     assert answer.status_code == 503 and nothing_stored(app_store)
 

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from connector.errors import StorageUnavailableError
-from connector.group_commit import GroupCommit
+from connector.group_commit import GroupCommit, run_all
 
 
 class RecordingStore:
@@ -145,3 +145,42 @@ def test_with_two_lanes_two_transactions_run_at_once_and_the_third_unit_waits():
         thread.join(5)
     assert results == {"a": "a", "b": "b", "c": "c done"}
     assert sorted(map(tuple, store.committed)) == [("a",), ("b",), ("c",)]
+
+
+class Batched:
+    """A work that may run in a batch with its neighbours of the same `batch_key`."""
+
+    def __init__(self, name: str, batch_key):
+        self.name, self.batch_key = name, batch_key
+
+    def __call__(self, conn):
+        conn.append(self.name)
+        return f"{self.name} alone"
+
+    @staticmethod
+    def run_batch(conn, batch):
+        conn.append("+".join(work.name for work in batch))
+        return [f"{work.name} in a batch of {len(batch)}" for work in batch]
+
+
+def test_run_all_batches_neighbours_with_one_key_and_keeps_each_result_in_place():
+    works = [Batched("a", "k"), Batched("b", "k"), writer("plain"), Batched("c", "k"), Batched("d", "other"),
+             Batched("e", "other"), Batched("f", None)]
+    conn: list[str] = []
+    assert run_all(conn, works) == ["a in a batch of 2", "b in a batch of 2", "plain done", "c alone",
+                                    "d in a batch of 2", "e in a batch of 2", "f alone"]
+    assert conn == ["a+b", "plain", "c", "d+e", "f"]  # in arrival order: a batch never jumps a unit
+
+
+def test_units_with_one_batch_key_queued_together_share_one_batch():
+    store = RecordingStore()
+    release = threading.Event()
+
+    def first(conn):
+        release.wait(5)
+        return "first done"
+
+    works = {"first": first, **{f"u{i}": Batched(f"u{i}", "orders") for i in range(4)}}
+    outcomes = run_together(GroupCommit(store), works, release)
+    assert all(outcomes[f"u{i}"] == f"u{i} in a batch of 4" for i in range(4))
+    assert len(store.committed[1]) == 1  # one run_batch call wrote all four
