@@ -6,11 +6,11 @@ parses the JSON and commits the raw body in a table (`webhook_inbox`, one INSERT
 per request, a psycopg connection per thread) before answering: the least a receiver that
 answers 200 only for a stored webhook can do on this stack.
 
-Served exactly like `stagesync serve` (gunicorn, gthread, one worker per core, 16 threads each),
-so the difference between the two is what stagesync itself costs per webhook. The secret comes
+Served exactly like `stagesync serve` on PostgreSQL (gunicorn, gthread, one worker per core,
+32 threads each), so the difference between the two is what stagesync itself costs per webhook. The secret comes
 from $BENCH_WEBHOOK_SECRET, read when the app is built (nothing happens at import time):
 
-    BENCH_WEBHOOK_SECRET=... gunicorn -k gthread -w 2 --threads 16 --chdir bench 'bare_flask_app:create_app()'
+    BENCH_WEBHOOK_SECRET=... gunicorn -k gthread -w 2 --threads 32 --chdir bench 'bare_flask_app:create_app()'
 """
 
 from __future__ import annotations

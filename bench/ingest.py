@@ -172,7 +172,7 @@ def start_bare(work: Path, database_url: str | None = None) -> Process:
     """The ceiling (HMAC only), or with `database_url` the `durable` reference (HMAC, parse, commit)."""
     env = {"BENCH_WEBHOOK_SECRET": SECRET, **({"BENCH_DATABASE_URL": database_url} if database_url else {})}
     command = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(gunicorn_workers()),
-               "--threads", str(WEBHOOK_THREADS), "--timeout", "30", "--bind", "127.0.0.1:{port}", "--chdir", str(ROOT / "bench"),
+               "--threads", str(WEBHOOK_THREADS["postgresql"]), "--timeout", "30", "--bind", "127.0.0.1:{port}", "--chdir", str(ROOT / "bench"),
                "bare_flask_app:create_app()"]
     return Process(command, work / ("durable.log" if database_url else "bare.log"), env=env).wait_ready()
 
@@ -479,8 +479,8 @@ def report(results: list[TargetResult], args, info: dict) -> str:
     lines = [f"machine: {info['cpu']}, {info['cores']} cores, {info['memory_gib']} GiB, Linux {info['kernel']}, "
              f"Python {info['python']}, SQLite {info['sqlite']}, {info['postgresql']} (fsync on), {info['wrk']}; "
              f"load average before the run {info['load']}",
-             f"gunicorn {info['gunicorn']} gthread, {gunicorn_workers()} workers x {WEBHOOK_THREADS} threads (`stagesync serve "
-             f"--no-worker`); {shop}; wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s; fixed rate "
+             f"gunicorn {info['gunicorn']} gthread, {gunicorn_workers()} workers x {WEBHOOK_THREADS['postgresql']} threads "
+             f"(bare, durable, postgresql; sqlite {WEBHOOK_THREADS['sqlite']}) (`stagesync serve --no-worker`); {shop}; wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s; fixed rate "
              f"{args.rate:g} req/s for {args.rate_seconds:g} s (open loop, latency from the scheduled start)", "",
              "| target | closed-loop req/s | share of ceiling | CPU ms / request (app + db) | closed p50 / p99 ms | "
              f"p50 / p90 / p99 / max ms at {args.rate:g} req/s | non-200 | stored >= accepted |",

@@ -25,9 +25,16 @@ from connector.store import Store
 
 MAX_BODY_BYTES = 1024 * 1024  # SPEC section 4: 413 beyond 1 MiB
 WEBHOOK_BUSY_TIMEOUT_MS = 800  # SPEC section 4: answer within 1 s; a locked SQLite answers 503 instead
-# Threads per gunicorn worker (`stagesync serve`). A webhook mostly waits for its transaction
-# (connector.group_commit): while some wait, the others verify and parse theirs.
-WEBHOOK_THREADS = 16
+# Threads per gunicorn worker (`stagesync serve`), by database. A webhook mostly waits for its
+# transaction (connector.group_commit): while some wait, the others verify and parse theirs, and
+# the more wait together, the more they share (bench/RESULTS.md: 32 threads gave PostgreSQL 15-20%
+# more webhooks a second than 16). SQLite has one writer: with 32 threads, under a flood, more
+# webhooks wait longer than the 0.8 s they may for the write lock (a 503 the platform retries).
+WEBHOOK_THREADS = {"postgresql": 32, "sqlite": 16}
+
+
+def webhook_threads(database_url: str) -> int:
+    return WEBHOOK_THREADS["sqlite" if database_url.startswith("sqlite") else "postgresql"]
 
 log = logging.getLogger("stagesync.http")
 webhooks = Blueprint("webhooks", __name__)

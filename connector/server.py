@@ -15,7 +15,7 @@ import tempfile
 
 from gunicorn.app.base import BaseApplication
 
-from connector.app import WEBHOOK_THREADS
+from connector.app import webhook_threads
 from connector.config import Settings
 
 
@@ -69,7 +69,7 @@ def serve(settings: Settings, config_path: str | None, host: str, port: int, wor
         "bind": f"{host}:{port}",
         "workers": workers or os.cpu_count() or 1,
         "worker_class": "gthread",
-        "threads": WEBHOOK_THREADS,
+        "threads": webhook_threads(settings.database_url),
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": None,
