@@ -110,8 +110,8 @@ def write_order_deliveries(conn: Connection, batch: Sequence[Write]) -> list[Rec
     """
     store, shop = batch[0].store, batch[0].shop
     first, repeats = _first_of_each(batch)
-    fresh_ids = store.record_deliveries(conn, shop.id, [(w.delivery.delivery_id, w.delivery.topic)
-                                                        for w in first if w.delivery.delivery_id], max(w.now for w in first))
+    delivery_ids = [(w.delivery.delivery_id, w.delivery.topic) for w in first if w.delivery.delivery_id]
+    fresh_ids = store.record_deliveries(conn, shop.id, delivery_ids, max(w.now for w in first))
     accepted = [w for w in first if not w.delivery.delivery_id or w.delivery.delivery_id in fresh_ids]
     receipts = {id(w): Receipt("duplicate", w.delivery.topic) for w in first}
     receipts.update((id(w), Receipt("accepted", w.delivery.topic)) for w in accepted)
