@@ -31,7 +31,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -46,7 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from connector.app import WEBHOOK_THREADS  # noqa: E402 - after the sys.path line
+from connector import child_server  # noqa: E402 - after the sys.path line
+from connector.app import WEBHOOK_THREADS  # noqa: E402
 
 CYCLE_LUA = ROOT / "bench" / "wrk" / "cycle.lua"
 SECRET = "shpss_bench_secret_0123456789abcdef"
@@ -140,28 +140,14 @@ class Process:
                                             env={**os.environ, **(env or {})}, start_new_session=True)
 
     def wait_ready(self, timeout: float = 60) -> "Process":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited with {self.process.returncode}; see {self.log}")
-            try:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
-                conn.request("GET", "/healthz")
-                if conn.getresponse().status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"server not ready after {timeout} s; see {self.log}")
+        try:
+            child_server.wait_healthy(self.process, f"http://127.0.0.1:{self.port}", timeout)
+        except child_server.NotReady as exc:
+            raise RuntimeError(f"{exc}; see {self.log}") from None
+        return self
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        child_server.stop(self.process, group=True)
 
 
 def gunicorn_workers() -> int:

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
+from connector import child_server
 from connector.config import Settings, ShopSettings
 from connector.errors import UserError
 
@@ -233,28 +234,13 @@ class DemoServer:
                                         env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir})
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_SECONDS) -> None:
-        import requests
-
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise UserError(f"the server exited (code {self.process.returncode}); see {self.log_path}")
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
-                    return
-            except requests.RequestException:  # not listening yet, or still loading the app
-                pass
-            time.sleep(0.1)
-        raise UserError(f"the server did not answer within {timeout:.0f} s; see {self.log_path}")
+        try:
+            child_server.wait_healthy(self.process, self.url, timeout)
+        except child_server.NotReady as exc:
+            raise UserError(f"{exc}; see {self.log_path}") from None
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        child_server.stop(self.process)
         self._log.close()
         shutil.rmtree(self.metrics_dir, ignore_errors=True)
 

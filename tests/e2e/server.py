@@ -6,10 +6,9 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import requests
+from connector import child_server
 
 STAGESYNC = [sys.executable, "-m", "connector.cli"]
 
@@ -41,30 +40,18 @@ class Server:
             stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
 
     def wait_ready(self, timeout: float = 60) -> "Server":
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.logs()}")
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=5).status_code == 200:
-                    return self
-            except requests.RequestException:  # not listening yet, or too busy to answer
-                pass
-            time.sleep(0.1)
-        raise TimeoutError(f"server not ready: {self.logs()}")
+        try:
+            child_server.wait_healthy(self.process, self.url, timeout)
+        except child_server.NotReady as exc:
+            raise RuntimeError(f"{exc}: {self.logs()}") from None
+        return self
 
     def logs(self) -> str:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        child_server.stop(self.process, timeout=15)
         self._log.close()
 
     def __enter__(self) -> "Server":

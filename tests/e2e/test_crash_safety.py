@@ -30,6 +30,7 @@ import requests
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
+from connector import child_server
 from connector.schema import customers, deliveries, orders, outbox
 from connector.store import Store
 from tests.e2e.server import STAGESYNC, free_port, run
@@ -102,18 +103,11 @@ class KillableServer:
             self.process = subprocess.Popen(
                 [*STAGESYNC, "--config", str(self.config), "serve", "--port", str(self.port), "--no-worker"],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited: {self.log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                if requests.get(f"{self.url}/healthz", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise TimeoutError("server not ready")
+        try:
+            child_server.wait_healthy(self.process, self.url, timeout)
+        except child_server.NotReady as exc:
+            self.stop()
+            raise RuntimeError(f"{exc}: {self.log_path.read_text(errors='replace')[-2000:]}") from None
 
     def kill(self) -> None:
         os.killpg(self.process.pid, signal.SIGKILL)
@@ -121,14 +115,8 @@ class KillableServer:
         self.kills += 1
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        os.killpg(self.process.pid, signal.SIGTERM)
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        if self.process is not None:
+            child_server.stop(self.process, group=True)
 
 
 def build_deliveries(now: datetime) -> list[tuple[str, object]]:
