@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import functools
 
-from sqlalchemy import BigInteger, and_, bindparam, case, cast, func, literal, or_, select, text, true
+from sqlalchemy import (
+    BigInteger, and_, bindparam, case, cast, false, func, null, or_, select, text, true, union_all,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from connector.schema import customers, deliveries, orders, outbox, refunds, shop_figures, stage_changes
@@ -45,18 +47,25 @@ def _int_sum(value):
     return cast(func.sum(value), BigInteger)
 
 
+FIGURE_COLUMNS = len(figures_select(None, 0, 0).selected_columns)  # customer_key and the 7 figures
+
+
 class Statements:
     def __init__(self, dialect: str):
         insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         shop_id, key = bindparam("shop_id"), bindparam("customer_key")
         order_ids, keys = bindparam("order_ids", expanding=True), bindparam("customer_keys", expanding=True)
 
-        # The stored version and customer of some orders, and the refunds recorded for them (also
-        # for orders not stored yet: a refund may arrive before its order).
-        self.order_versions = select(orders.c.order_id, orders.c.updated_at, orders.c.customer_key).where(
-            orders.c.shop_id == shop_id, orders.c.order_id.in_(order_ids))
-        self.refunds_recorded = select(refunds.c.order_id, func.sum(refunds.c.amount)).where(
-            refunds.c.shop_id == shop_id, refunds.c.order_id.in_(order_ids)).group_by(refunds.c.order_id)
+        # In one round trip, rows (order_id, stored, updated_at, customer_key, refunds_recorded):
+        # the stored version and customer of some orders (stored true), and the refunds recorded
+        # for them (stored false; also for orders not stored yet: a refund may come first).
+        self.order_versions = union_all(
+            select(orders.c.order_id, true().label("stored"), orders.c.updated_at, orders.c.customer_key,
+                   cast(null(), BigInteger).label("refunds_recorded")).where(
+                orders.c.shop_id == shop_id, orders.c.order_id.in_(order_ids)),
+            select(refunds.c.order_id, false(), cast(null(), BigInteger), cast(null(), orders.c.customer_key.type),
+                   _int_sum(refunds.c.amount)).where(
+                refunds.c.shop_id == shop_id, refunds.c.order_id.in_(order_ids)).group_by(refunds.c.order_id))
 
         # The rule of `connector.store._is_newer`, checked again on the row itself: of two
         # concurrent deliveries of one order, the older version never overwrites the newer.
@@ -73,20 +82,14 @@ class Statements:
         self.lock = text("SELECT pg_advisory_xact_lock(lock_id) FROM unnest(CAST(:lock_ids AS bigint[])) AS lock_id")
 
         self.load_state = select(*STATE_COLUMNS).where(customers.c.shop_id == shop_id, customers.c.customer_key == key)
-        # Some customers' figures, and their stored states (rows only for those with orders / a state).
-        self.customers_figures = figures_select(shop_id, bindparam("now_us"), bindparam("start_us")).where(
-            orders.c.customer_key.in_(keys))
+        # Some customers' figures with their stored states (a row for each customer with orders; its
+        # state NULL when never stored), and the stored states alone (for those without orders).
+        some_figures = figures_select(shop_id, bindparam("now_us"), bindparam("start_us")).where(
+            orders.c.customer_key.in_(keys)).subquery()
+        self.customers_figures_and_states = select(some_figures, *STATE_COLUMNS).select_from(some_figures.outerjoin(
+            customers, and_(customers.c.shop_id == shop_id, customers.c.customer_key == some_figures.c.customer_key)))
         self.customers_states = select(customers.c.customer_key, *STATE_COLUMNS).where(
             customers.c.shop_id == shop_id, customers.c.customer_key.in_(keys))
-        # One customer's figures and stored state in one round trip: one row, its figures NULL
-        # without orders, its state NULL when never stored.
-        one = select(literal(1).label("one")).subquery()
-        figures = figures_select(shop_id, bindparam("now_us"), bindparam("start_us")).where(
-            orders.c.customer_key == key).subquery()
-        self.customer_figures_and_state = select(
-            figures, *(c.label(f"stored_{c.name}") for c in STATE_COLUMNS),
-        ).select_from(one.outerjoin(figures, true()).outerjoin(
-            customers, and_(customers.c.shop_id == shop_id, customers.c.customer_key == key)))
 
         save = insert(customers)
         updated = {c.name: save.excluded[c.name] for c in (*STATE_COLUMNS, customers.c.evaluated_at)}

@@ -31,7 +31,7 @@ from connector.schema import (
     customers, data_requests, deliveries, orders, outbox, refunds, shop_figures, stage_changes, sync_cursors, synced,
 )
 from connector.stages import WINDOW, Bands, CustomerFigures
-from connector.statements import STATE_COLUMNS, figures_select
+from connector.statements import FIGURE_COLUMNS, STATE_COLUMNS, figures_select
 
 HEAD_REVISION = "0003"
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -242,8 +242,13 @@ class Store:
         if not batch:
             return []
         ids = dict(shop_id=batch[0].shop_id, order_ids=[o.order_id for o in batch])
-        stored = {row[0]: row[1:] for row in conn.execute(self.sql.order_versions, ids)}
-        recorded = dict(conn.execute(self.sql.refunds_recorded, ids).all())
+        stored: dict[str, tuple[int | None, str | None]] = {}
+        recorded: dict[str, int] = {}
+        for order_id, is_stored, updated_at, key, refunds_recorded in conn.execute(self.sql.order_versions, ids):
+            if is_stored:
+                stored[order_id] = (updated_at, key)
+            else:
+                recorded[order_id] = refunds_recorded
         previous: list[str | None] = []
         values = []
         for order in batch:
@@ -407,19 +412,26 @@ class Store:
 
     def customer_figures_and_state(self, conn: Connection, shop_id: str, key: str,
                                    now: datetime) -> tuple[CustomerFigures | None, StoredState | None]:
-        """`customer_figures` and `load_state` in one query."""
-        row = conn.execute(self.sql.customer_figures_and_state, dict(_window(shop_id, now), customer_key=key)).one()
-        figures = None if row.customer_key is None else _figures_from_row(row)
-        stored = row[-len(STATE_COLUMNS):]
-        return figures, None if stored[0] is None else StoredState(*stored)
+        """`customer_figures` and `load_state` together."""
+        figures, states = self.figures_and_states(conn, shop_id, [key], now)
+        row, state = figures.get(key), states.get(key)
+        return None if row is None else _figures_from_row(row), None if state is None else StoredState(*state)
 
     def figures_and_states(self, conn: Connection, shop_id: str, keys: Sequence[str],
                            now: datetime) -> tuple[dict[str, tuple], dict[str, tuple]]:
         """Some customers' `figure_rows` (by key, for those with orders) and stored states (by key,
         as `state_rows` gives them, for those stored)."""
         params = dict(_window(shop_id, now), customer_keys=list(keys))
-        figures = {row[0]: tuple(row) for row in conn.execute(self.sql.customers_figures, params)}
-        states = {row[0]: tuple(row[1:]) for row in conn.execute(self.sql.customers_states, params)}
+        figures: dict[str, tuple] = {}
+        states: dict[str, tuple] = {}
+        for row in conn.execute(self.sql.customers_figures_and_states, params):
+            figures[row[0]] = tuple(row[:FIGURE_COLUMNS])
+            if row[FIGURE_COLUMNS] is not None:
+                states[row[0]] = tuple(row[FIGURE_COLUMNS:])
+        without_orders = [key for key in keys if key not in figures]
+        if without_orders:  # a customer whose only order went to another: the state alone
+            params["customer_keys"] = without_orders
+            states.update((row[0], tuple(row[1:])) for row in conn.execute(self.sql.customers_states, params))
         return figures, states
 
     def window_totals(self, conn: Connection, shop_id: str, now: datetime) -> tuple[Decimal, int]:
@@ -641,7 +653,7 @@ def _order_from_row(row) -> Order:
 
 def _figures_from_row(row) -> CustomerFigures:
     """A row of `statements.figures_select` (a driver tuple or a Row, in that column order)."""
-    _, orders_365d, amount_365d, orders_total, total_spent, first_at, last_at, first_window_at = row[:8]
+    _, orders_365d, amount_365d, orders_total, total_spent, first_at, last_at, first_window_at = row[:FIGURE_COLUMNS]
     return CustomerFigures(
         orders_365d=orders_365d, amount_365d=micros_to_money(amount_365d),
         orders_total=orders_total, total_spent=micros_to_money(total_spent),

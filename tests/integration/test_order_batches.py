@@ -13,7 +13,7 @@ from connector import evaluation
 from connector.inbound import Inbound, UpsertOrder
 from connector.ingest import Receipt, Write, write_order_deliveries
 from connector.orders import Order
-from connector.schema import customers, deliveries, orders, outbox
+from connector.schema import customers, deliveries, orders, outbox, stage_changes
 from tests.conftest import NOW
 
 
@@ -23,19 +23,22 @@ def shop_order(shop_id, order_id, email, updated_hours_ago, total="50.00", days_
 
 
 def seed(store, shop):
-    """Before the deliveries: an order of bob's that moves to ann, a newer version of carl's order,
-    a refund recorded before its order, and a delivery already seen."""
+    """Before the deliveries: an order of bob's that moves to ann, eve's only order that moves to
+    dora, a newer version of carl's order, a refund recorded before its order, and a delivery
+    already seen."""
     with store.transaction() as conn:
         store.store_orders(conn, [shop_order(shop.id, "5", "bob@example.com", 10),
-                                  shop_order(shop.id, "6", "carl@example.com", 1, total="70.00")])
+                                  shop_order(shop.id, "6", "carl@example.com", 1, total="70.00"),
+                                  shop_order(shop.id, "9", "eve@example.com", 10)])
         store.record_refund(conn, shop.id, "7", "r-7", Decimal("20.00"), None)
         store.record_delivery(conn, shop.id, "d-old", "orders/create", NOW)
-        evaluation.evaluate_customers(store, conn, shop, ["bob@example.com", "carl@example.com"], NOW)
+        evaluation.evaluate_customers(store, conn, shop, ["bob@example.com", "carl@example.com", "eve@example.com"],
+                                      NOW)
 
 
 def deliveries_of(store, shop):
     """In arrival order: repeats of an order id and of a delivery id, a delivery without id, an
-    older version, a re-assigned order, an order whose refund came first, and a known delivery."""
+    older version, re-assigned orders, an order whose refund came first, and a known delivery."""
     made = [
         ("d1", shop_order(shop.id, "1", "jane@example.com", 5)),
         ("d2", shop_order(shop.id, "2", "bob@example.com", 5)),
@@ -48,6 +51,7 @@ def deliveries_of(store, shop):
         ("d7", shop_order(shop.id, "1", "jane@example.com", 9, total="5.00")),  # older than d1 and d3
         ("d8", shop_order(shop.id, "7", "dora@example.com", 4, total="60.00")),  # 20.00 refunded already
         ("d-old", shop_order(shop.id, "8", "dora@example.com", 4)),
+        ("d9", shop_order(shop.id, "9", "dora@example.com", 2)),  # eve's only order: eve keeps a state, no order
     ]
     return [Write(store, shop, Inbound("orders/updated", delivery_id, (UpsertOrder(order),)), NOW)
             for delivery_id, order in made]
@@ -81,15 +85,23 @@ def test_a_batch_stores_and_answers_what_one_delivery_at_a_time_does(store, shop
             alone_receipts.append(write(conn))
 
     assert batch_receipts == alone_receipts
-    assert [r.status for r in batch_receipts] == ["accepted"] * 4 + ["duplicate"] + ["accepted"] * 5 + ["duplicate"]
+    assert [r.status for r in batch_receipts] == ["accepted"] * 4 + ["duplicate"] + ["accepted"] * 5 + [
+        "duplicate", "accepted"]
     assert stored(store, shop.id) == stored(store, alone_shop.id)
     with store.read() as conn:
         jane = store.load_state(conn, shop.id, "jane@example.com")
         bob = store.load_state(conn, shop.id, "bob@example.com")
         dora = store.load_state(conn, shop.id, "dora@example.com")
+        eve = store.load_state(conn, shop.id, "eve@example.com")
     assert (jane.orders_total, jane.total_spent) == (2, 130_000_000)  # d3's version of 1, not d1's or d7's
     assert bob.orders_total == 1  # order 5 went to ann
-    assert dora.total_spent == 40_000_000  # the refund recorded first still counts
+    assert dora.total_spent == 40_000_000 + 50_000_000  # the refund recorded first still counts; and eve's order
+    assert (eve.orders_total, eve.rfm) == (0, "prospect")
+    with store.read() as conn:  # her history says where she came from: her stored state was read
+        moves = conn.execute(select(stage_changes.c.from_stage, stage_changes.c.to_stage).where(
+            stage_changes.c.shop_id == shop.id, stage_changes.c.customer_key == "eve@example.com",
+            stage_changes.c.model == "rfm").order_by(stage_changes.c.id)).all()
+    assert [tuple(m) for m in moves] == [(None, "recent"), ("recent", "prospect")]
     # What the webhooks stored is what a from-scratch evaluation of the shop gives.
     assert evaluation.recompute(store, shop, NOW).written == 0
 

@@ -58,7 +58,7 @@ def test_a_refund_recorded_before_its_order_still_counts(store):
     assert figures.total_spent == Decimal("30")
 
 
-def test_figures_and_state_in_one_query_equal_the_whole_shop_figures_and_the_stored_state(store, shop):
+def test_customer_figures_and_state_equal_the_whole_shop_figures_and_the_stored_state(store, shop):
     with store.transaction() as conn:
         store.store_order(conn, order("1", updated=1))
         store.store_order(conn, order("2", email="bob@example.com", updated=1))
