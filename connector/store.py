@@ -234,7 +234,7 @@ class Store:
 
     def store_orders(self, conn: Connection, batch: Sequence[Order]) -> list[OrderWrite]:
         """Store each order of `batch` (one shop's, distinct ids) unless the stored version is as
-        new or newer, and say whose order each was before: three statements for the batch.
+        new or newer, and say whose order each was before: two statements for the batch.
 
         A version without `updated_at` replaces only a version without `updated_at` either.
         Refunds recorded on their own (`record_refund`) still count: refunded = max of both.
