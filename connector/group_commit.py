@@ -12,7 +12,9 @@ run as one call of their `run_batch(conn, works)`, so that they share their stat
 
 If the shared transaction fails for a reason other than the database being unavailable (one
 unit's bug, a PostgreSQL deadlock between two groups), it is rolled back and each unit runs again
-in a transaction of its own, so that one bad delivery never fails the others.
+in a transaction of its own, so that one bad delivery never fails the others; a unit that fails
+there with a deadlock or a serialization failure (`is_transient`) is run again, up to
+ALONE_ATTEMPTS transactions, rather than answered with an error.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from connector.errors import StorageUnavailableError
 
 T = TypeVar("T")
 MAX_GROUP = 64
+TRANSIENT_SQLSTATES = {"40P01", "40001"}  # deadlock_detected, serialization_failure
+ALONE_ATTEMPTS = 3  # a unit re-run alone after a transient failure: at most this many transactions
 
 
 class _Unit(Generic[T]):
@@ -98,16 +102,26 @@ class GroupCommit:
                 unit.error = exc
             return
         except Exception as exc:  # noqa: BLE001 - retried below, one unit at a time
-            if len(group) == 1:
+            if len(group) == 1 and not is_transient(exc):
                 group[0].error = exc
                 return
         for unit in group:
-            unit.value = unit.error = None
-            try:
-                with self.store.transaction() as conn:
-                    unit.value = unit.work(conn)
-            except Exception as exc:  # noqa: BLE001 - handed to the unit's own thread
-                unit.error = exc
+            for attempt in range(1, ALONE_ATTEMPTS + 1):
+                unit.value = unit.error = None
+                try:
+                    with self.store.transaction() as conn:
+                        unit.value = unit.work(conn)
+                    break
+                except Exception as exc:  # noqa: BLE001 - handed to the unit's own thread
+                    unit.error = exc
+                    if not is_transient(exc):
+                        break
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure that running the same transaction again cures: PostgreSQL's deadlock_detected or
+    serialization_failure (two groups that locked the same rows in crossed order)."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in TRANSIENT_SQLSTATES
 
 
 def run_all(conn: Connection, works: Sequence[Callable[[Connection], T]]) -> list[T]:

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from connector.errors import StorageUnavailableError
-from connector.group_commit import GroupCommit, run_all
+from connector.group_commit import ALONE_ATTEMPTS, GroupCommit, run_all
 
 
 class RecordingStore:
@@ -184,3 +184,51 @@ def test_units_with_one_batch_key_queued_together_share_one_batch():
     outcomes = run_together(GroupCommit(store), works, release)
     assert all(outcomes[f"u{i}"] == f"u{i} in a batch of 4" for i in range(4))
     assert len(store.committed[1]) == 1  # one run_batch call wrote all four
+
+
+class Deadlock(Exception):
+    """What SQLAlchemy raises for PostgreSQL's deadlock_detected: the driver's error in `orig`."""
+
+    def __init__(self):
+        super().__init__("deadlock detected")
+        self.orig = type("DriverError", (), {"sqlstate": "40P01"})()
+
+
+def test_a_unit_that_deadlocks_runs_again_and_succeeds():
+    store = RecordingStore()
+    failures = iter([Deadlock(), Deadlock()])
+
+    def work(conn):
+        failure = next(failures, None)
+        if failure is not None:
+            raise failure
+        conn.append("written")
+        return "done"
+
+    assert GroupCommit(store).run(work) == "done"  # alone from the start: run three times in all
+    assert store.committed == [["written"]]
+
+
+def test_a_unit_that_keeps_deadlocking_gets_the_error_after_three_transactions():
+    store = RecordingStore()
+    calls = []
+
+    def work(conn):
+        calls.append(1)
+        raise Deadlock()
+
+    with pytest.raises(Deadlock):
+        GroupCommit(store).run(work)
+    assert len(calls) == 1 + ALONE_ATTEMPTS and store.committed == []
+
+
+def test_a_unit_failing_for_good_is_not_run_again():
+    calls = []
+
+    def work(conn):
+        calls.append(1)
+        raise ValueError("a bug")
+
+    with pytest.raises(ValueError):
+        GroupCommit(RecordingStore()).run(work)
+    assert len(calls) == 1
