@@ -97,9 +97,6 @@ class StoredState:
     first_order_at: int | None
     last_order_at: int | None
 
-    def same_as(self, other: "StoredState") -> bool:
-        return self == other  # every field is a str, int or None: plain equality (astuple deep-copies)
-
 
 def state_of(figures: CustomerFigures, rfm: str, phases: str, rfm_since: str, phases_since: str) -> StoredState:
     return StoredState(
@@ -274,9 +271,9 @@ class Store:
         stored = self.stored_versions(conn, batch[0].shop_id, [o.order_id for o in batch])
         fresh = [o for o in batch if o.order_id not in stored]
         changed = self.insert_new_orders(conn, fresh)
-        for order in batch:
-            if order.order_id in stored and _is_newer(order, stored[order.order_id]):
-                changed += self.upsert_order(conn, order)
+        newer = [o for o in batch if o.order_id in stored and _is_newer(o, stored[o.order_id])]
+        for chunk in chunks(newer):
+            changed += sum(written.changed for written in self.store_orders(conn, chunk))
         return changed
 
     def stored_versions(self, conn: Connection, shop_id: str, order_ids: Sequence[str]) -> dict[str, int | None]:
@@ -501,8 +498,7 @@ class Store:
     def load_states_for(self, conn: Connection, shop_id: str, keys: Sequence[str]) -> dict[str, StoredState]:
         found: dict[str, StoredState] = {}
         for chunk in chunks(keys):
-            rows = conn.execute(select(customers.c.customer_key, *STATE_COLUMNS).where(
-                customers.c.shop_id == shop_id, customers.c.customer_key.in_(chunk)))
+            rows = conn.execute(self.sql.customers_states, dict(shop_id=shop_id, customer_keys=list(chunk)))
             found.update((row[0], StoredState(*row[1:])) for row in rows)
         return found
 

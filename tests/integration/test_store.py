@@ -54,6 +54,19 @@ def test_an_older_version_never_overwrites_a_newer_one(store):
         assert store.customer_figures(conn, "acme", "jane@example.com", NOW).total_spent == Decimal("80")
 
 
+def test_a_bulk_load_inserts_new_orders_and_rewrites_only_newer_versions(store):
+    with store.transaction() as conn:
+        store.upsert_orders(conn, [order("1", total="10.00", updated=5), order("2", total="20.00", updated=1)])
+        changed = store.upsert_orders(conn, [
+            order("1", total="80.00", updated=2),  # newer than stored: rewritten
+            order("2", total="99.00", updated=3),  # older than stored: left alone
+            order("3", total="30.00", updated=1),  # new
+        ])
+        totals = dict(conn.execute(select(orders.c.order_id, orders.c.total).order_by(orders.c.order_id)).all())
+    assert changed == 2
+    assert totals == {"1": 80_000_000, "2": 20_000_000, "3": 30_000_000}
+
+
 def test_a_cancellation_that_arrives_before_the_creation_still_ends_cancelled(store):
     with store.transaction() as conn:
         store.upsert_order(conn, order("1", updated=1, status="cancelled"))
