@@ -106,7 +106,7 @@ class GroupCommit:
                 group[0].error = exc
                 return
         for unit in group:
-            for attempt in range(1, ALONE_ATTEMPTS + 1):
+            for _ in range(ALONE_ATTEMPTS):
                 unit.value = unit.error = None
                 try:
                     with self.store.transaction() as conn:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ import time
 import pytest
 
 from connector import child_server
+from tests.e2e.server import free_port
 
 # Answers 503 on /healthz for its first 0.3 s, then 200; ignores SIGTERM when told to.
 HEALTH_SERVER = """
@@ -25,12 +25,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), Handler).serve_forever()
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(mode: str = "polite", **kwargs) -> tuple[subprocess.Popen, str]:
