@@ -4,7 +4,10 @@ webhook's HMAC on the raw body and answers 200, with no parsing and no storage.
 With $BENCH_DATABASE_URL (PostgreSQL) it is the `durable` reference instead: after the HMAC it
 parses the JSON and commits the raw body in a table (`webhook_inbox`, one INSERT and one COMMIT
 per request, a psycopg connection per thread) before answering: the least a receiver that
-answers 200 only for a stored webhook can do on this stack.
+answers 200 only for a stored webhook can do on this stack. With $BENCH_GROUP_COMMIT=1 as well it
+is the `grouped` reference: the same, with the bodies that arrive while a commit runs committed
+together in the next one, by stagesync's own connector.group_commit (pipelined INSERTs, one
+COMMIT per group).
 
 Served exactly like `stagesync serve` on PostgreSQL (gunicorn, gthread, one worker per core,
 32 threads each), so the difference between the two is what stagesync itself costs per webhook. The secret comes
@@ -16,11 +19,14 @@ from $BENCH_WEBHOOK_SECRET, read when the app is built (nothing happens at impor
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
 import os
+import queue
 import threading
+from dataclasses import dataclass
 
 from flask import Flask, jsonify, request
 
@@ -28,6 +34,7 @@ MAX_BODY_BYTES = 1024 * 1024  # the same limit as connector.app
 
 
 INBOX = "CREATE TABLE webhook_inbox (delivery_id text PRIMARY KEY, body text NOT NULL)"  # made by the bench
+INSERT = "INSERT INTO webhook_inbox VALUES (%s, %s) ON CONFLICT DO NOTHING"
 
 
 def create_app(secret: str | None = None, database_url: str | None = None) -> Flask:
@@ -62,9 +69,12 @@ def create_app(secret: str | None = None, database_url: str | None = None) -> Fl
 
 
 def _inbox(database_url: str | None):
-    """store(delivery_id, body): commit one webhook, on this thread's own connection."""
+    """store(delivery_id, body): commit one webhook, on this thread's own connection (`durable`),
+    or with the others that arrive meanwhile (`grouped`)."""
     if not database_url:
         return None
+    if os.environ.get("BENCH_GROUP_COMMIT"):
+        return _grouped_inbox(database_url)
     import psycopg
 
     local = threading.local()
@@ -74,6 +84,55 @@ def _inbox(database_url: str | None):
         if conn is None:
             conn = local.conn = psycopg.connect(database_url)
         with conn.transaction():
-            conn.execute("INSERT INTO webhook_inbox VALUES (%s, %s) ON CONFLICT DO NOTHING", (delivery_id, body))
+            conn.execute(INSERT, (delivery_id, body))
 
     return store
+
+
+def _grouped_inbox(database_url: str):
+    """store(delivery_id, body) through stagesync's own group commit (connector.group_commit, as
+    many lanes as `stagesync serve` has on PostgreSQL): the rows of a group are pipelined INSERTs
+    in one transaction."""
+    from connector.group_commit import GroupCommit
+    from connector.store import GROUP_COMMIT_LANES
+
+    commits = GroupCommit(_Connections(database_url), lanes=GROUP_COMMIT_LANES)
+    return lambda delivery_id, body: commits.run(_Insert((delivery_id, body)))
+
+
+class _Connections:
+    """What GroupCommit needs of a store: `transaction()`, here on a psycopg connection of this
+    worker's (one per lane, made on first use)."""
+
+    def __init__(self, database_url: str):
+        self.database_url = database_url
+        self.idle: queue.SimpleQueue = queue.SimpleQueue()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        import psycopg
+
+        try:
+            conn = self.idle.get_nowait()
+        except queue.Empty:
+            conn = psycopg.connect(self.database_url)
+        try:
+            with conn.transaction():
+                yield conn
+        finally:
+            if not conn.closed:
+                self.idle.put(conn)
+
+
+@dataclass(frozen=True)
+class _Insert:
+    row: tuple[str, str]
+    batch_key = "inbox"  # a group's rows go in one executemany (connector.group_commit.run_all)
+
+    def __call__(self, conn) -> None:
+        conn.execute(INSERT, self.row)
+
+    @staticmethod
+    def run_batch(conn, batch) -> list[None]:
+        conn.cursor().executemany(INSERT, [work.row for work in batch])
+        return [None] * len(batch)

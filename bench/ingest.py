@@ -1,8 +1,8 @@
 """Ingest benchmark: signed Shopify order webhooks into `stagesync serve`, on SQLite and PostgreSQL,
 against the ceiling of the stack (bare Flask under the same gunicorn that only verifies the HMAC).
 
-For each target (bare, sqlite, postgresql) the script starts a server on loopback, warms it up,
-then measures:
+For each target (bare; the durable and grouped references, which store the raw body; sqlite,
+postgresql) the script starts a server on loopback, warms it up, then measures:
 - closed loop (maximum throughput): `wrk` with bench/wrk/cycle.lua, cycling through pre-rendered,
   really signed requests with distinct order ids (never the duplicate fast path), bounded by
   --duration and by the number of requests rendered;
@@ -15,7 +15,7 @@ PostgreSQL is a throwaway server started here (tests/pg_server.py) with DURABLE 
 on, synchronous_commit on, full_page_writes on. SQLite runs WAL with synchronous=FULL, as
 stagesync always does. The sync worker is not run (`serve --no-worker`): this measures ingest.
 
-    .venv/bin/python bench/ingest.py                      # all three targets, ~2 minutes
+    .venv/bin/python bench/ingest.py                      # all five targets, ~5 minutes
     .venv/bin/python bench/ingest.py --targets bare,postgresql --duration 20 --json out.json
 
 Needs `wrk` (Debian: apt-get install -y wrk) and PostgreSQL's server binaries; installs nothing.
@@ -51,7 +51,8 @@ from connector.app import WEBHOOK_THREADS  # noqa: E402
 CYCLE_LUA = ROOT / "bench" / "wrk" / "cycle.lua"
 SECRET = "shpss_bench_secret_0123456789abcdef"
 SHOP = "acme"
-TARGETS = ("bare", "durable", "sqlite", "postgresql")
+TARGETS = ("bare", "durable", "grouped", "sqlite", "postgresql")
+REFERENCES = ("durable", "grouped")  # bare_flask_app with storage: the least a storing receiver does
 # Issue 7's targets.
 MIN_CEILING_SHARE = 0.6  # ingest throughput on PostgreSQL / bare Flask
 MAX_P99_MS = 50.0  # at the fixed rate
@@ -154,13 +155,15 @@ def gunicorn_workers() -> int:
     return os.cpu_count() or 1  # what `stagesync serve` uses
 
 
-def start_bare(work: Path, database_url: str | None = None) -> Process:
-    """The ceiling (HMAC only), or with `database_url` the `durable` reference (HMAC, parse, commit)."""
-    env = {"BENCH_WEBHOOK_SECRET": SECRET, **({"BENCH_DATABASE_URL": database_url} if database_url else {})}
+def start_bare(work: Path, target: str, database_url: str | None = None) -> Process:
+    """The ceiling (HMAC only), or with `database_url` a reference (HMAC, parse, commit; `grouped`:
+    with group commit)."""
+    env = {"BENCH_WEBHOOK_SECRET": SECRET, **({"BENCH_DATABASE_URL": database_url} if database_url else {}),
+           **({"BENCH_GROUP_COMMIT": "1"} if target == "grouped" else {})}
     command = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(gunicorn_workers()),
                "--threads", str(WEBHOOK_THREADS["postgresql"]), "--timeout", "30", "--bind", "127.0.0.1:{port}", "--chdir", str(ROOT / "bench"),
                "bare_flask_app:create_app()"]
-    return Process(command, work / ("durable.log" if database_url else "bare.log"), env=env).wait_ready()
+    return Process(command, work / f"{target}.log", env=env).wait_ready()
 
 
 def start_stagesync(work: Path, engine: str, database_url: str, seed_csv: Path | None) -> tuple[Process, float]:
@@ -340,7 +343,7 @@ class TargetResult:
 
 
 def count_orders(database_url: str, durable: bool = False) -> int:
-    """Orders stored by the benchmark's webhooks (not the seeded ones); for `durable`, its inbox rows."""
+    """Orders stored by the benchmark's webhooks (not the seeded ones); for a reference, its inbox rows."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
@@ -383,7 +386,7 @@ def bench_target(target: str, args, wrk: str, factory: OrderFactory, work: Path,
     database_url = None
     imported = None
     if target == "bare":
-        server = start_bare(work)
+        server = start_bare(work, target)
     elif target == "sqlite":
         database_url = f"sqlite:///{work / 'bench.db'}"
         server, imported = start_stagesync(work, target, database_url, seed_csv)
@@ -396,14 +399,14 @@ def bench_target(target: str, args, wrk: str, factory: OrderFactory, work: Path,
             conn.exec_driver_sql(f"CREATE DATABASE bench_{target}")
         admin.dispose()
         database_url = pg_admin_url.rsplit("/", 1)[0] + f"/bench_{target}"
-        if target == "durable":
+        if target in REFERENCES:
             from bench.bare_flask_app import INBOX
 
             inbox = create_engine(database_url)
             with inbox.begin() as conn:
                 conn.exec_driver_sql(INBOX)
             inbox.dispose()
-            server = start_bare(work, database_url.replace("postgresql+psycopg://", "postgresql://", 1))
+            server = start_bare(work, target, database_url.replace("postgresql+psycopg://", "postgresql://", 1))
         else:
             server, imported = start_stagesync(work, target, database_url, seed_csv)
     try:
@@ -416,7 +419,7 @@ def bench_target(target: str, args, wrk: str, factory: OrderFactory, work: Path,
             f"over {size:,} signed requests")
         # The ceiling stores nothing: it may cycle through fewer requests.
         closed_file = factory.render(size if target != "bare" else min(size, 5_000)).write(work / "closed.req")
-        postmaster = pg_postmaster(pg_admin_url) if target in ("postgresql", "durable") else None
+        postmaster = pg_postmaster(pg_admin_url) if target in ("postgresql", *REFERENCES) else None
         spy = start_py_spy(args.py_spy, target, server.process.pid, args.duration) if args.py_spy else None
         cpu_before = tree_cpu_seconds(server.process.pid), tree_cpu_seconds(postmaster)
         closed = run_wrk(wrk, server.port, closed_file, work, seconds=args.duration, connections=args.connections,
@@ -432,7 +435,7 @@ def bench_target(target: str, args, wrk: str, factory: OrderFactory, work: Path,
         server.stop()
     result = TargetResult(target, closed, fixed, seed_import_seconds=imported)
     if database_url:
-        result.stored_orders = count_orders(database_url, durable=target == "durable")
+        result.stored_orders = count_orders(database_url, durable=target in REFERENCES)
         result.accepted = (warmed.ok - warmed.duplicate) + (closed.ok - closed.duplicate) + (fixed.ok - fixed.duplicate)
     return result
 
@@ -466,7 +469,7 @@ def report(results: list[TargetResult], args, info: dict) -> str:
              f"Python {info['python']}, SQLite {info['sqlite']}, {info['postgresql']} (fsync on), {info['wrk']}; "
              f"load average before the run {info['load']}",
              f"gunicorn {info['gunicorn']} gthread, {gunicorn_workers()} workers x {WEBHOOK_THREADS['postgresql']} threads "
-             f"(bare, durable, postgresql; sqlite {WEBHOOK_THREADS['sqlite']}) (`stagesync serve --no-worker`); {shop}; wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s; fixed rate "
+             f"(bare, durable, grouped, postgresql; sqlite {WEBHOOK_THREADS['sqlite']}) (`stagesync serve --no-worker`); {shop}; wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s; fixed rate "
              f"{args.rate:g} req/s for {args.rate_seconds:g} s (open loop, latency from the scheduled start)", "",
              "| target | closed-loop req/s | share of ceiling | CPU ms / request (app + db) | closed p50 / p99 ms | "
              f"p50 / p90 / p99 / max ms at {args.rate:g} req/s | non-200 | stored >= accepted |",
@@ -488,6 +491,10 @@ def report(results: list[TargetResult], args, info: dict) -> str:
                       f"{'MET' if share >= MIN_CEILING_SHARE else 'NOT MET'} ({share:.2f})",
                   f"- p99 < {MAX_P99_MS:g} ms at {args.rate:g} req/s on PostgreSQL: "
                   f"{'MET' if pg.fixed.p99_ms < MAX_P99_MS else 'NOT MET'} ({pg.fixed.p99_ms:.1f} ms)"]
+    for reference in (r for r in results if pg and r.target in REFERENCES):
+        its_share = f" (the reference itself: {reference.closed.rps / ceiling:.2f} of the ceiling)" if ceiling else ""
+        lines.append(f"- postgresql: {pg.closed.rps / reference.closed.rps:.2f} of the {reference.target} "
+                     f"reference's throughput{its_share}")
     bare = next((r for r in results if r.target == "bare"), None)
     for r in results:
         if bare and r.target != "bare" and r.closed.app_cpu_ms:
@@ -503,7 +510,7 @@ def report(results: list[TargetResult], args, info: dict) -> str:
 
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--targets", default=",".join(TARGETS), help="comma-separated: bare,durable,sqlite,postgresql")
+    p.add_argument("--targets", default=",".join(TARGETS), help="comma-separated: bare,durable,grouped,sqlite,postgresql")
     p.add_argument("--duration", type=float, default=10, help="closed-loop seconds per target (default 10)")
     p.add_argument("--requests", type=int, default=15_000,
                    help="signed requests rendered for each closed loop; wrk stops when they are sent (default 15000)")
@@ -546,7 +553,7 @@ def main(argv=None) -> int:
     results: list[TargetResult] = []
     try:
         pg_admin_url = None
-        if {"postgresql", "durable"} & set(targets):
+        if {"postgresql", *REFERENCES} & set(targets):
             from tests.pg_server import PostgresServer
 
             try:
@@ -562,7 +569,7 @@ def main(argv=None) -> int:
             _PG_SERVERS[pg_admin_url] = pg_server
             say(f"PostgreSQL started on port {pg_server.port}, durable: fsync=on, synchronous_commit=on")
         factory = OrderFactory(args.customers)
-        seed_csv = write_seed(work, args.seed_orders, args.customers) if set(targets) - {"bare", "durable"} else None
+        seed_csv = write_seed(work, args.seed_orders, args.customers) if set(targets) - {"bare", *REFERENCES} else None
         for target in targets:
             results.append(bench_target(target, args, wrk, factory, work, pg_admin_url, seed_csv, say))
     finally:

@@ -1,0 +1,58 @@
+"""The benchmark's storing references (bench/bare_flask_app.py) store what they accept: the bench
+compares stagesync with them, so they must do the work they stand for."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+import bare_flask_app  # noqa: E402 - from bench/, which is no package
+
+SECRET = "shpss_bench_test"
+
+
+def signed(delivery_id: str, body: bytes) -> dict:
+    digest = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
+    return {"X-Shopify-Hmac-Sha256": digest, "X-Shopify-Event-Id": delivery_id, "Content-Type": "application/json"}
+
+
+@pytest.fixture
+def inbox_url(postgres_url, request):
+    name = f"bench_ref_{os.getpid()}_{request.node.callspec.id}"
+    with psycopg.connect(postgres_url.replace("+psycopg", ""), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        admin.execute(f"CREATE DATABASE {name}")
+    url = postgres_url.replace("+psycopg", "").rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(url) as conn:
+        conn.execute(bare_flask_app.INBOX)
+    return url
+
+
+@pytest.mark.parametrize("grouped", [False, True], ids=["durable", "grouped"])
+def test_a_reference_stores_every_webhook_it_accepts(inbox_url, grouped, monkeypatch):
+    if grouped:
+        monkeypatch.setenv("BENCH_GROUP_COMMIT", "1")
+    client = bare_flask_app.create_app(SECRET, inbox_url).test_client()
+    bodies = {f"d{i}": json.dumps({"id": i}).encode() for i in range(200)}
+
+    def send(delivery_id):
+        return client.post("/webhooks/acme", data=bodies[delivery_id], headers=signed(delivery_id, bodies[delivery_id]))
+
+    with ThreadPoolExecutor(16) as pool:  # concurrent requests: groups of several when grouped
+        answers = list(pool.map(send, bodies))
+    assert [a.status_code for a in answers] == [200] * len(bodies)
+    assert client.post("/webhooks/acme", data=b"{}", headers=signed("x", b"{ }")).status_code == 401
+    assert client.post("/webhooks/acme", data=b"{", headers=signed("y", b"{")).status_code == 400
+    with psycopg.connect(inbox_url) as conn:
+        stored = dict(conn.execute("SELECT delivery_id, body FROM webhook_inbox").fetchall())
+    assert stored == {delivery_id: body.decode() for delivery_id, body in bodies.items()}
