@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from connector.config import Settings
 from connector.errors import (
-    PayloadError, PlatformApiError, SignatureError, StorageUnavailableError, UnknownShopError, mask,
+    PayloadError, PlatformApiError, SignatureError, StorageUnavailableError, UnknownShopError, mask, quoted,
 )
 from connector.store import Store
 
@@ -118,11 +118,11 @@ def _log_answer(shop, code: int, **fields) -> None:
     from connector.metrics import metrics_of
 
     elapsed_ms = (time.perf_counter() - g.started) * 1000
-    details = " ".join(f"{k}={v}" for k, v in fields.items() if v)
+    details = " ".join(f"{k}={quoted(str(v), 300)}" for k, v in fields.items() if v)
     log.info("webhook shop=%s platform=%s answer=%s %s ms=%.1f request_id=%s", shop.id, shop.platform, code,
              details, elapsed_ms, g.request_id,
              extra={"shop": shop.id, "platform": shop.platform, "request_id": g.request_id, "answer": code,
-                    "topic": fields.get("topic"), "status": fields.get("status"), "ms": round(elapsed_ms, 1)})
+                    "topic": quoted(fields.get("topic") or "") or None, "status": fields.get("status"), "ms": round(elapsed_ms, 1)})
     metrics_of(current_app).webhook(shop.id, shop.platform, code, fields.get("status"))
 
 

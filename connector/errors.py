@@ -94,6 +94,17 @@ def mask(value: str | None, keep: int = 2) -> str:
     return f"{value[:keep]}***" if len(value) > 2 * keep + 2 else "***"
 
 
+QUOTE_LIMIT = 80  # characters of a platform's own words (topic, scope, type) quoted in an error or a log
+
+
+def quoted(text: str, limit: int = QUOTE_LIMIT) -> str:
+    """Words taken from a payload (a topic, a scope, an event type), as an error or a log line
+    quotes them: on one line (control characters escaped) and at most `limit` characters, so that a
+    signed but absurd payload cannot fill an answer or the log."""
+    shown = text if text.isprintable() else text.encode("unicode_escape").decode("ascii")
+    return shown if len(shown) <= limit else f"{shown[:limit]}... ({len(text):,} characters)"
+
+
 def scrub(text: str) -> str:
     """A message from elsewhere (a vendor's answer, say) with every email address in it masked."""
     return _EMAIL.sub(lambda m: mask(m.group(0)), text)

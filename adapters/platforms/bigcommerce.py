@@ -34,7 +34,7 @@ import requests
 from adapters.platforms.api import ApiClient, Page, iso_z, json_body, map_records
 from adapters.platforms.signatures import Fields, delivery_key, header, read_json
 from connector.config import ShopSettings
-from connector.errors import PayloadError, PlatformApiError, SignatureError
+from connector.errors import PayloadError, PlatformApiError, SignatureError, quoted
 from connector.inbound import DeleteOrder, Inbound, UpsertOrder
 from connector.orders import ZERO, Order, to_utc
 
@@ -85,7 +85,7 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
     """Translate one verified callback; order callbacks ask for the order to be fetched."""
     data = read_json(headers, body, NAME)
     scope = data.text("scope", required=True) or ""
-    data = data.renamed(f"{NAME} {scope}")
+    data = data.renamed(f"{NAME} {quoted(scope)}")
     event_hash = data.text("hash")
     base = Inbound(topic=scope, delivery_id=delivery_key(f"{scope}:{event_hash}") if event_hash else None)
     resource = data.child("data")
@@ -93,7 +93,7 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
         return replace(base, actions=(DeleteOrder(order_id=str(resource.ident("id"))),))
     if scope in ORDER_SCOPES:
         return replace(base, fetch_order_id=resource.ident("id"))
-    return replace(base, ignored_reason=f"scope {scope} is not used by stagesync")
+    return replace(base, ignored_reason=f"scope {quoted(scope)} is not used by stagesync")
 
 
 def fetch(shop: ShopSettings, inbound: Inbound, *, session: requests.Session | None = None) -> Inbound:

@@ -23,7 +23,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Callable, Mapping
 
 from connector.config import ShopSettings
-from connector.errors import PayloadError
+from connector.errors import PayloadError, quoted
 from connector.inbound import (
     DeleteOrder, Inbound, RecordDataRequest, RecordRefund, RedactCustomer, RedactShop, SeeCustomer, UpsertOrder,
 )
@@ -83,10 +83,10 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
         raise PayloadError(f"{NAME}: the {TOPIC_HEADER} header is missing")
     delivery = header(headers, EVENT_ID_HEADER) or header(headers, WEBHOOK_ID_HEADER)
     base = Inbound(topic=topic, delivery_id=delivery_key(f"{topic}:{delivery}") if delivery else None)
-    data = read_json(headers, body, f"{NAME} {topic}")
+    data = read_json(headers, body, f"{NAME} {quoted(topic)}")
     handler = _HANDLERS.get(topic)
     if handler is None:
-        return replace(base, ignored_reason=f"topic {topic} is not used by stagesync")
+        return replace(base, ignored_reason=f"topic {quoted(topic)} is not used by stagesync")
     return handler(base, data, shop)
 
 

@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
-from connector.errors import PayloadError, SignatureError
+from connector.errors import PayloadError, SignatureError, quoted
 from connector.orders import to_utc
 
 
@@ -157,7 +157,7 @@ def read_json(headers: Mapping[str, str], body: bytes, where: str) -> "Fields":
     if content_type is not None:
         media = content_type.split(";", 1)[0].strip().lower()
         if media != "application/json" and not media.endswith("+json"):
-            raise PayloadError(f"{where}: Content-Type must be application/json (got {media or 'nothing'})")
+            raise PayloadError(f"{where}: Content-Type must be application/json (got {quoted(media) or 'nothing'})")
     if not body.strip():
         raise PayloadError(f"{where}: the body is empty")
     try:

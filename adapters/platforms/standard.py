@@ -51,7 +51,7 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping
 
 from connector.config import ShopSettings
-from connector.errors import PayloadError
+from connector.errors import PayloadError, quoted
 from connector.inbound import DeleteOrder, Inbound, RecordRefund, RedactCustomer, SeeCustomer, UpsertOrder
 from connector.orders import MAX_AMOUNT, ORDER_STATUSES, ZERO, Order, normalise_email, normalise_phone
 
@@ -99,14 +99,14 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
     """Translate one verified delivery; PayloadError when the body does not follow the shape above."""
     envelope = read_json(headers, body, NAME)
     kind = envelope.text("type", required=True) or ""
-    envelope = envelope.renamed(f"{NAME} {kind}")
+    envelope = envelope.renamed(f"{NAME} {quoted(kind)}")
     if not envelope.has("data"):
         raise envelope.error("data", "is missing")
     data = envelope.child("data")
     base = Inbound(topic=kind, delivery_id=delivery_key(header(headers, ID_HEADER)))
     handler = _HANDLERS.get(kind)
     if handler is None:
-        return replace(base, ignored_reason=f"type {kind} is not used by stagesync")
+        return replace(base, ignored_reason=f"type {quoted(kind)} is not used by stagesync")
     return handler(base, data, shop)
 
 

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Callable, Mapping
 
 from connector.config import ShopSettings
-from connector.errors import PayloadError
+from connector.errors import PayloadError, quoted
 from connector.inbound import DeleteOrder, Inbound, SeeCustomer, UpsertOrder
 from connector.orders import ZERO, Order, normalise_email, normalise_phone
 
@@ -84,10 +84,10 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
     if topic is None:
         raise PayloadError(f"{NAME}: the {TOPIC_HEADER} header is missing")
     base = Inbound(topic=topic, delivery_id=delivery_key(header(headers, DELIVERY_HEADER)))
-    data = read_json(headers, body, f"{NAME} {topic}")
+    data = read_json(headers, body, f"{NAME} {quoted(topic)}")
     handler = _HANDLERS.get(topic)
     if handler is None:
-        return replace(base, ignored_reason=f"topic {topic} is not used by stagesync")
+        return replace(base, ignored_reason=f"topic {quoted(topic)} is not used by stagesync")
     return handler(base, data, shop)
 
 

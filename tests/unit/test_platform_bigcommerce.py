@@ -13,7 +13,7 @@ import responses
 from adapters.platforms import bigcommerce
 from adapters.platforms.bigcommerce import SECRET_HEADER, BigCommerceOrders, order_from_api
 from connector.config import ShopSettings
-from connector.errors import PlatformAuthError, RetriablePlatformError, SignatureError
+from connector.errors import PayloadError, PlatformAuthError, RetriablePlatformError, SignatureError
 from connector.inbound import DeleteOrder, UpsertOrder
 from tests.platform_fakes import NoSleep, fixture
 
@@ -71,6 +71,20 @@ def test_an_archived_order_is_deleted_without_a_fetch():
 def test_other_scopes_are_ignored():
     body = json.dumps({"scope": "store/product/updated", "data": {"type": "product", "id": 3}, "hash": "h"}).encode()
     assert bigcommerce.parse(bigcommerce.sign(body, SECRET), body, SHOP).ignored_reason
+
+
+@pytest.mark.parametrize("scope", ["x" * 5_000, "store/order/\ncreated" + "y" * 700])
+def test_a_long_or_multi_line_scope_is_quoted_short_on_one_line(scope):
+    """Found by the fuzz test: a signed payload's scope was repeated whole in the 400's message
+    (and in the answer's log line)."""
+    for data in ({"data": []}, {"data": {"type": "order", "id": 7}}):
+        body = json.dumps({"scope": scope, "store_id": "1", "hash": "h", "created_at": 1, **data}).encode()
+        try:
+            reason = bigcommerce.parse(bigcommerce.sign(body, SECRET), body, SHOP).ignored_reason
+        except PayloadError as exc:
+            reason = str(exc)
+        assert reason is not None and "\n" not in reason and len(reason) < 200, reason
+        assert f"({len(scope):,} characters)" in reason
 
 
 def test_fetch_reads_the_order_once_and_upserts_it(rsps):
