@@ -81,6 +81,11 @@ def to_utc(moment: datetime) -> datetime:
     return utc
 
 
+def storable_email(raw: str | None) -> str | None:
+    """`normalise_email`, and ValueError for an address the database cannot hold (as `Order` checks)."""
+    return _text("email", normalise_email(raw))
+
+
 def _text(name: str, value: str | None) -> str | None:
     """A text value that the database can hold: no NUL, valid Unicode, within its column."""
     if value is None:

@@ -250,7 +250,7 @@ def _first(normalise: Callable[[str | None], str | None], *candidates: str | Non
 
 def _identity(fields: Fields, shop: ShopSettings, *phone_sources: Fields) -> tuple[str | None, str | None]:
     phones = [fields.text("phone"), *(source.text("phone") for source in phone_sources)]
-    return normalise_email(fields.text("email")), _first(lambda raw: normalise_phone(raw, shop.country), *phones)
+    return fields.email("email"), _first(lambda raw: normalise_phone(raw, shop.country), *phones)
 
 
 def _customer_seen(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:

@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 from connector.errors import PayloadError, SignatureError, quoted
-from connector.orders import to_utc
+from connector.orders import storable_email, to_utc
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -222,6 +222,14 @@ class Fields:
                 raise self.error(key, "is empty")
             return None
         return value
+
+    def email(self, key: str) -> str | None:
+        """An email address, normalised; an error for one stagesync cannot store (over 320
+        characters, a NUL character), as for an order's email."""
+        try:
+            return storable_email(self.text(key))
+        except ValueError as exc:
+            raise self.error(key, str(exc)) from None
 
     def ident(self, key: str, *, required: bool = True) -> str | None:
         """An identifier given as a whole number or a non-empty string, as a string."""

@@ -53,7 +53,7 @@ from typing import Callable, Mapping
 from connector.config import ShopSettings
 from connector.errors import PayloadError, quoted
 from connector.inbound import DeleteOrder, Inbound, RecordRefund, RedactCustomer, SeeCustomer, UpsertOrder
-from connector.orders import MAX_AMOUNT, ORDER_STATUSES, ZERO, Order, normalise_email, normalise_phone
+from connector.orders import MAX_AMOUNT, ORDER_STATUSES, ZERO, Order, normalise_phone
 
 from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_standard, verify_standard
 
@@ -145,7 +145,7 @@ def _refund(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
 
 
 def _identity(data: Fields, shop: ShopSettings) -> tuple[str | None, str | None]:
-    email = normalise_email(data.text("email"))
+    email = data.email("email")
     phone = normalise_phone(data.text("phone"), shop.country)
     return email, phone
 

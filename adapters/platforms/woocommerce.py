@@ -24,7 +24,7 @@ from typing import Callable, Mapping
 from connector.config import ShopSettings
 from connector.errors import PayloadError, quoted
 from connector.inbound import DeleteOrder, Inbound, SeeCustomer, UpsertOrder
-from connector.orders import ZERO, Order, normalise_email, normalise_phone
+from connector.orders import ZERO, Order, normalise_phone
 
 from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_body_hmac, verify_body_hmac
 
@@ -124,7 +124,7 @@ def _order_deleted(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
 
 def _customer_seen(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
     billing = data.child("billing")
-    email = normalise_email(data.text("email") or billing.text("email"))
+    email = data.email("email") or billing.email("email")
     phone = normalise_phone(billing.text("phone"), shop.country)
     if not (email or phone):
         return replace(base, ignored_reason="customer without an email or a phone number")

@@ -382,11 +382,15 @@ def _with(payload: dict, dotted: str, value) -> dict:
     return payload
 
 
-def _shopify_order(**changes):
-    payload = json.loads((FIXTURES / "shopify" / "orders" / "create.json").read_text())
+def _fixture(platform: str, topic: str, path: str, **changes):
+    payload = json.loads((FIXTURES / platform / path).read_text())
     for dotted, value in changes.items():
         _with(payload, dotted, value)
-    return "shopify", "orders/create", payload
+    return platform, topic, payload
+
+
+def _shopify_order(**changes):
+    return _fixture("shopify", "orders/create", "orders/create.json", **changes)
 
 
 def _standard_order(**changes):
@@ -413,6 +417,15 @@ FOUND_BY_FUZZING = {
     "shopify-currency-4-letters": _shopify_order(currency="EUROS"),
     "standard-order_id-NUL": _standard_order(order_id="A-\x001"),
     "standard-email-over-320-characters": _standard_order(email="x" * 320 + "@example.com"),
+    # The same checks for the emails of sign-ups and privacy requests (found with 1,200 examples).
+    "standard-redacted-email-over-320-characters": _fixture(
+        "standard", "customer.redacted", "customer.redacted.json", **{"data.email": "x" * 320 + "@example.com"}),
+    "standard-seen-email-NUL": _fixture("standard", "customer.seen", "customer.seen.json",
+                                        **{"data.email": "a\x00b@example.com"}),
+    "shopify-redact-email-over-320-characters": _fixture(
+        "shopify", "customers/redact", "customers/redact.json", **{"customer.email": "x" * 320 + "@example.com"}),
+    "woocommerce-customer-email-over-320-characters": _fixture(
+        "woocommerce", "customer.created", "customer.created.json", email="x" * 320 + "@example.com"),
     # Not a crash: a negative refund transaction is stored as a negative refund (200 accepted);
     # the standard platform refuses a negative refund amount with a 400.
     "shopify-refund-negative-transaction": ("shopify", "refunds/create", _with(
