@@ -86,16 +86,24 @@ def storable_email(raw: str | None) -> str | None:
     return _text("email", normalise_email(raw))
 
 
+def unstorable(value: str) -> str | None:
+    """Why no database column can hold `value` as text (a NUL character, a lone surrogate), or None."""
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode text"
+    return None
+
+
 def _text(name: str, value: str | None) -> str | None:
     """A text value that the database can hold: no NUL, valid Unicode, within its column."""
     if value is None:
         return None
-    if "\x00" in value:
-        raise ValueError(f"{name} contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError(f"{name} is not valid Unicode text") from None
+    problem = unstorable(value)
+    if problem:
+        raise ValueError(f"{name} {problem}")
     if len(value) > MAX_TEXT.get(name, 320):
         raise ValueError(f"{name} is longer than {MAX_TEXT.get(name, 320)} characters")
     return value

@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 from connector.errors import PayloadError, SignatureError, quoted
-from connector.orders import storable_email, to_utc
+from connector.orders import storable_email, to_utc, unstorable
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -129,10 +129,11 @@ MAX_ID_LENGTH = 128
 
 
 def delivery_key(value: str | None) -> str | None:
-    """A delivery id that fits the store: the id itself, or "sha256:<hex>" of a longer one."""
-    if value is None or len(value) <= MAX_ID_LENGTH:
+    """A delivery id that fits the store: the id itself, or "sha256:<hex>" of a longer one or of
+    one no text column can hold (a NUL character, a lone surrogate)."""
+    if value is None or (len(value) <= MAX_ID_LENGTH and not unstorable(value)):
         return value
-    return "sha256:" + hashlib.sha256(value.encode("utf-8")).hexdigest()
+    return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 _JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
@@ -247,6 +248,8 @@ class Fields:
             raise self.error(key, f"must be an id (a whole number or a non-empty string; got {_kind(value)})")
         if len(ident) > MAX_ID_LENGTH:
             raise self.error(key, f"is longer than {MAX_ID_LENGTH} characters")
+        if problem := unstorable(ident):
+            raise self.error(key, problem)
         return ident
 
     def amount(self, key: str, *, required: bool = True) -> Decimal | None:

@@ -426,6 +426,10 @@ FOUND_BY_FUZZING = {
         "shopify", "customers/redact", "customers/redact.json", **{"customer.email": "x" * 320 + "@example.com"}),
     "woocommerce-customer-email-over-320-characters": _fixture(
         "woocommerce", "customer.created", "customer.created.json", email="x" * 320 + "@example.com"),
+    # An id with a NUL (any id: here the one of a deleted order), found with 4,000 examples.
+    "woocommerce-deleted-id-NUL": ("woocommerce", "order.deleted", {"id": "\x00"}),
+    "standard-refund-order_id-NUL": _fixture("standard", "refund.created", "refund.created.json",
+                                             **{"data.order_id": "A-\x001"}),
     # Not a crash: a negative refund transaction is stored as a negative refund (200 accepted);
     # the standard platform refuses a negative refund amount with a 400.
     "shopify-refund-negative-transaction": ("shopify", "refunds/create", _with(

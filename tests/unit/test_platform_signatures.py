@@ -77,6 +77,18 @@ def test_a_delivery_id_too_long_for_the_store_becomes_its_digest():
     assert key.startswith("sha256:") and len(key) <= 128 and key == delivery_key(long_id)
 
 
+@pytest.mark.parametrize("raw", ["orders/create:a\x00b", "orders/create:\ud800"])
+def test_a_delivery_id_no_text_column_can_hold_becomes_its_digest(raw):
+    key = delivery_key(raw)  # found by fuzzing: a NUL in an id was a 500 on PostgreSQL
+    assert key.startswith("sha256:") and key == delivery_key(raw) and key != delivery_key("orders/create:ab")
+
+
+@pytest.mark.parametrize("raw, problem", [("a\x00b", "contains a NUL character"), ("\ud800", "is not valid Unicode text")])
+def test_an_id_no_text_column_can_hold_is_a_payload_error(raw, problem):
+    with pytest.raises(PayloadError, match=f"field 'id' {problem}"):
+        Fields({"id": raw}, "t").ident("id")
+
+
 def test_an_id_too_long_for_the_store_is_a_payload_error():
     with pytest.raises(PayloadError, match="field 'order_id' is longer than 128 characters"):
         Fields({"order_id": "A" * 129}, "t").ident("order_id")
