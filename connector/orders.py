@@ -81,11 +81,6 @@ def to_utc(moment: datetime) -> datetime:
     return utc
 
 
-def storable_email(raw: str | None) -> str | None:
-    """`normalise_email`, and ValueError for an address the database cannot hold (as `Order` checks)."""
-    return _text("email", normalise_email(raw))
-
-
 def unstorable(value: str) -> str | None:
     """Why no database column can hold `value` as text (a NUL character, a lone surrogate), or None."""
     if "\x00" in value:

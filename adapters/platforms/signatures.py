@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 from connector.errors import PayloadError, SignatureError, quoted
-from connector.orders import storable_email, to_utc, unstorable
+from connector.orders import MAX_TEXT, normalise_email, to_utc, unstorable
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -227,10 +227,12 @@ class Fields:
     def email(self, key: str) -> str | None:
         """An email address, normalised; an error for one stagesync cannot store (over 320
         characters, a NUL character), as for an order's email."""
-        try:
-            return storable_email(self.text(key))
-        except ValueError as exc:
-            raise self.error(key, str(exc)) from None
+        email = normalise_email(self.text(key))
+        if email is not None and len(email) > MAX_TEXT["email"]:
+            raise self.error(key, f"is longer than {MAX_TEXT['email']} characters")
+        if email is not None and (problem := unstorable(email)):
+            raise self.error(key, problem)
+        return email
 
     def ident(self, key: str, *, required: bool = True) -> str | None:
         """An identifier given as a whole number or a non-empty string, as a string."""
