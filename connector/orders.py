@@ -81,26 +81,24 @@ def to_utc(moment: datetime) -> datetime:
     return utc
 
 
-def unstorable(value: str) -> str | None:
-    """Why no database column can hold `value` as text (a NUL character, a lone surrogate), or None."""
+def unstorable(value: str, limit: int) -> str | None:
+    """Why a text column of `limit` characters cannot hold `value` (a NUL character, a lone
+    surrogate, its length), or None when it can."""
     if "\x00" in value:
         return "contains a NUL character"
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
         return "is not valid Unicode text"
+    if len(value) > limit:
+        return f"is longer than {limit} characters"
     return None
 
 
 def _text(name: str, value: str | None) -> str | None:
     """A text value that the database can hold: no NUL, valid Unicode, within its column."""
-    if value is None:
-        return None
-    problem = unstorable(value)
-    if problem:
+    if value is not None and (problem := unstorable(value, MAX_TEXT.get(name, 320))):
         raise ValueError(f"{name} {problem}")
-    if len(value) > MAX_TEXT.get(name, 320):
-        raise ValueError(f"{name} is longer than {MAX_TEXT.get(name, 320)} characters")
     return value
 
 

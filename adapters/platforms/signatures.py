@@ -131,7 +131,7 @@ MAX_ID_LENGTH = 128
 def delivery_key(value: str | None) -> str | None:
     """A delivery id that fits the store: the id itself, or "sha256:<hex>" of a longer one or of
     one no text column can hold (a NUL character, a lone surrogate)."""
-    if value is None or (len(value) <= MAX_ID_LENGTH and not unstorable(value)):
+    if value is None or not unstorable(value, MAX_ID_LENGTH):
         return value
     return "sha256:" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
 
@@ -228,9 +228,7 @@ class Fields:
         """An email address, normalised; an error for one stagesync cannot store (over 320
         characters, a NUL character), as for an order's email."""
         email = normalise_email(self.text(key))
-        if email is not None and len(email) > MAX_TEXT["email"]:
-            raise self.error(key, f"is longer than {MAX_TEXT['email']} characters")
-        if email is not None and (problem := unstorable(email)):
+        if email is not None and (problem := unstorable(email, MAX_TEXT["email"])):
             raise self.error(key, problem)
         return email
 
@@ -248,9 +246,7 @@ class Fields:
             ident = value.strip()
         else:
             raise self.error(key, f"must be an id (a whole number or a non-empty string; got {_kind(value)})")
-        if len(ident) > MAX_ID_LENGTH:
-            raise self.error(key, f"is longer than {MAX_ID_LENGTH} characters")
-        if problem := unstorable(ident):
+        if problem := unstorable(ident, MAX_ID_LENGTH):
             raise self.error(key, problem)
         return ident
 
