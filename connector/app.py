@@ -19,11 +19,13 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from connector.config import Settings
 from connector.errors import (
-    PayloadError, PlatformApiError, SignatureError, StorageUnavailableError, UnknownShopError, mask, quoted,
+    QUOTE_LIMIT, PayloadError, PlatformApiError, SignatureError, StorageUnavailableError, UnknownShopError, mask,
+    quoted,
 )
 from connector.store import Store
 
 MAX_BODY_BYTES = 1024 * 1024  # SPEC section 4: 413 beyond 1 MiB
+LOGGED_REASON_LIMIT = 300  # characters of a refusal's reason in a webhook's answer line (other fields: QUOTE_LIMIT)
 WEBHOOK_BUSY_TIMEOUT_MS = 800  # SPEC section 4: answer within 1 s; a locked SQLite answers 503 instead
 # Threads per gunicorn worker (`stagesync serve`), by database. A webhook mostly waits for its
 # transaction (connector.group_commit): while some wait, the others verify and parse theirs, and
@@ -118,11 +120,12 @@ def _log_answer(shop, code: int, **fields) -> None:
     from connector.metrics import metrics_of
 
     elapsed_ms = (time.perf_counter() - g.started) * 1000
-    details = " ".join(f"{k}={quoted(str(v), 300)}" for k, v in fields.items() if v)
+    shown = {k: quoted(str(v), LOGGED_REASON_LIMIT if k == "reason" else QUOTE_LIMIT) for k, v in fields.items() if v}
+    details = " ".join(f"{k}={v}" for k, v in shown.items())
     log.info("webhook shop=%s platform=%s answer=%s %s ms=%.1f request_id=%s", shop.id, shop.platform, code,
              details, elapsed_ms, g.request_id,
              extra={"shop": shop.id, "platform": shop.platform, "request_id": g.request_id, "answer": code,
-                    "topic": quoted(fields.get("topic") or "") or None, "status": fields.get("status"), "ms": round(elapsed_ms, 1)})
+                    "topic": shown.get("topic"), "status": fields.get("status"), "ms": round(elapsed_ms, 1)})
     metrics_of(current_app).webhook(shop.id, shop.platform, code, fields.get("status"))
 
 
