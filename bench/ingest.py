@@ -342,12 +342,12 @@ class TargetResult:
     seed_import_seconds: float | None = None
 
 
-def count_orders(database_url: str, durable: bool = False) -> int:
-    """Orders stored by the benchmark's webhooks (not the seeded ones); for a reference, its inbox rows."""
+def count_orders(database_url: str, inbox: bool = False) -> int:
+    """Orders stored by the benchmark's webhooks (not the seeded ones); with `inbox`, a reference's inbox rows."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(database_url.replace("postgresql://", "postgresql+psycopg://", 1))
-    query = ("SELECT count(*) FROM webhook_inbox" if durable
+    query = ("SELECT count(*) FROM webhook_inbox" if inbox
              else "SELECT count(*) FROM orders WHERE order_id NOT LIKE 'o%'")
     try:
         with engine.connect() as conn:
@@ -435,7 +435,7 @@ def bench_target(target: str, args, wrk: str, factory: OrderFactory, work: Path,
         server.stop()
     result = TargetResult(target, closed, fixed, seed_import_seconds=imported)
     if database_url:
-        result.stored_orders = count_orders(database_url, durable=target in REFERENCES)
+        result.stored_orders = count_orders(database_url, inbox=target in REFERENCES)
         result.accepted = (warmed.ok - warmed.duplicate) + (closed.ok - closed.duplicate) + (fixed.ok - fixed.duplicate)
     return result
 

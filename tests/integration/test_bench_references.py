@@ -3,17 +3,17 @@ compares stagesync with them, so they must do the work they stand for."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
-import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
 import pytest
+from sqlalchemy.engine import make_url
+
+from adapters.platforms import shopify
+from tests.conftest import fresh_database_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 import bare_flask_app  # noqa: E402 - from bench/, which is no package
@@ -22,17 +22,14 @@ SECRET = "shpss_bench_test"
 
 
 def signed(delivery_id: str, body: bytes) -> dict:
-    digest = base64.b64encode(hmac.new(SECRET.encode(), body, hashlib.sha256).digest()).decode()
-    return {"X-Shopify-Hmac-Sha256": digest, "X-Shopify-Event-Id": delivery_id, "Content-Type": "application/json"}
+    return shopify.sign(body, SECRET, event_id=delivery_id)
 
 
 @pytest.fixture
-def inbox_url(postgres_url, request):
-    name = f"bench_ref_{os.getpid()}_{request.node.callspec.id}"
-    with psycopg.connect(postgres_url.replace("+psycopg", ""), autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE IF EXISTS {name}")
-        admin.execute(f"CREATE DATABASE {name}")
-    url = postgres_url.replace("+psycopg", "").rsplit("/", 1)[0] + f"/{name}"
+def inbox_url(tmp_path, request):
+    """A fresh PostgreSQL database with the references' inbox table, as a plain libpq URL."""
+    url = make_url(fresh_database_url("postgresql", tmp_path, request)).set(drivername="postgresql")
+    url = url.render_as_string(hide_password=False)
     with psycopg.connect(url) as conn:
         conn.execute(bare_flask_app.INBOX)
     return url
