@@ -20,11 +20,12 @@ from urllib.parse import urlsplit
 
 import requests
 import tenacity
+import urllib3.exceptions
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 from connector.config import DestinationSettings
-from connector.errors import FatalDestinationError, RetriableDestinationError, mask, scrub
+from connector.errors import FatalDestinationError, OutcomeUnknownError, RetriableDestinationError, mask, scrub
 from connector.ports import Destination, ItemFailure, PropertyValue
 
 TIMEOUT = (5, 15)  # seconds: to connect, then between bytes of the answer
@@ -124,21 +125,42 @@ def classify(response: requests.Response, destination: str, *, retry_after: floa
     raise FatalDestinationError(message, status=status, destination=destination)
 
 
+def never_sent(exc: requests.RequestException) -> bool:
+    """Whether a failed request surely never reached the vendor: the connection itself could not be
+    made (refused, unresolvable, no answer to connect). A read timeout, a reset or a truncated answer
+    may come after the vendor has acted on the request."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if not isinstance(exc, requests.ConnectionError) or isinstance(exc, requests.exceptions.ReadTimeout):
+        return False
+    reason = exc.args[0] if exc.args else None
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
+
+
 def send(http: requests.Session, method: str, url: str, *, destination: str, secrets: Iterable[str] = (),
          retry_after: Callable[[requests.Response], float | None] | None = None, accept: Iterable[int] = (),
-         timeout: tuple[float, float] = TIMEOUT, **kwargs) -> requests.Response:
+         timeout: tuple[float, float] = TIMEOUT, once: bool = False, **kwargs) -> requests.Response:
     """One vendor call with our timeouts, classified: it returns a successful answer, or one whose
     status the caller `accept`s to read itself; anything else is raised. `retry_after` reads the
-    vendor's own "wait this long" from a 429/5xx answer that has no Retry-After header."""
+    vendor's own "wait this long" from a 429/5xx answer that has no Retry-After header.
+
+    `once`: the request is not safe to repeat (an event the vendor does not de-duplicate). Only what
+    was surely refused stays retriable (a 429, a connection never made); a failure after the request
+    may have been acted on (read timeout, dropped connection, 5xx) is an OutcomeUnknownError."""
     secrets = tuple(secrets)
     try:
         response = http.request(method, url, timeout=timeout, **kwargs)
-    except requests.Timeout:
-        raise RetriableDestinationError(f"{destination}: {_where(method, url)}: no answer within "
-                                        f"{timeout[0]:g} s to connect or {timeout[1]:g} s to read",
-                                        destination=destination) from None
+    except requests.Timeout as exc:
+        message = (f"{destination}: {_where(method, url)}: no answer within "
+                   f"{timeout[0]:g} s to connect or {timeout[1]:g} s to read")
+        if once and not never_sent(exc):
+            raise OutcomeUnknownError(message + "; it may have been received", destination=destination) from None
+        raise RetriableDestinationError(message, destination=destination) from None
     except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
         message = f"{destination}: {_where(method, url)}: connection failed ({type(exc).__name__})"
+        if once and not never_sent(exc):
+            raise OutcomeUnknownError(message + "; it may have been received", destination=destination) from None
         raise RetriableDestinationError(message, destination=destination) from None
     except requests.RequestException as exc:  # a request that cannot be made (bad URL, header...)
         message = hide(f"{destination}: {_where(method, url)}: {type(exc).__name__}: {exc}", secrets)
@@ -148,7 +170,13 @@ def send(http: requests.Session, method: str, url: str, *, destination: str, sec
     vendor_wait = None
     if response.status_code == 429 or response.status_code >= 500:
         vendor_wait = retry_after(response) if retry_after else None
-    classify(response, destination, retry_after=vendor_wait, secrets=secrets)
+    try:
+        classify(response, destination, retry_after=vendor_wait, secrets=secrets)
+    except RetriableDestinationError as exc:
+        if once and response.status_code != 429:
+            raise OutcomeUnknownError(f"{exc}; it may have been received", status=exc.status,
+                                      destination=destination) from None
+        raise
     return response
 
 

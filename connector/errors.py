@@ -65,6 +65,12 @@ class FatalDestinationError(DestinationError):
     """Any other refusal: retrying will not help; the item becomes a dead letter."""
 
 
+class OutcomeUnknownError(FatalDestinationError):
+    """A request that is not safe to repeat (an event that may fire an automation) failed after it may
+    have reached the vendor: a timeout waiting for the answer, a 5xx, a dropped connection. It is
+    recorded (a dead letter), never resent automatically."""
+
+
 class PlatformApiError(StagesyncError):
     """A shop platform's API (backfill, polling) failed for good, e.g. bad credentials."""
 

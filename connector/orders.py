@@ -31,6 +31,16 @@ MAX_TEXT = {"order_id": 128, "email": 320, "customer_id": 128}
 _CURRENCY = re.compile(r"[A-Z]{3}")
 
 
+def email_as_written(raw: str | None) -> str | None:
+    """The address as the shop spelled it (trimmed), when that differs from its normalised form; None
+    otherwise. Customers are keyed by the normalised address, but destinations get this spelling:
+    Omnisend's email identifier is case-sensitive (api-docs.omnisend.com/reference/contacts)."""
+    if raw is None:
+        return None
+    written = raw.strip()
+    return written if "@" in written and written != written.lower() else None
+
+
 def normalise_email(raw: str | None) -> str | None:
     """Trimmed and lower-cased; None for an empty or address-less value."""
     if raw is None:
@@ -122,6 +132,7 @@ class Order:
     customer_id: str | None = None
     currency: str | None = None
     updated_at: datetime | None = None
+    email_spelling: str | None = None  # the address as the shop wrote it, when not already normalised
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -166,6 +177,7 @@ class Order:
             status=status,  # type: ignore[arg-type]
             test=bool(test),
             email=normalise_email(_text("email", email)),
+            email_spelling=email_as_written(email),
             phone=normalise_phone(_text("phone", phone), default_region),
             customer_id=None if customer_id in (None, "", 0, "0") else _text("customer_id", str(customer_id)),
             currency=currency.upper() if currency else None,

@@ -107,6 +107,14 @@ def acknowledge(store: Store, conn: Connection, done: list[tuple[Item, dict | No
     Remembers them and finishes the items (unless re-queued meanwhile)."""
     if not done:
         return
+    remember(store, conn, done, now)
+    finish(conn, [item for item, _, _ in done])
+
+
+def remember(store: Store, conn: Connection, done: list[tuple[Item, dict | None, int]], now: datetime) -> None:
+    """Record what the destination holds for these contacts (as `acknowledge`), leaving the items as they are."""
+    if not done:
+        return
     shop_id, destination = done[0][0].shop_id, done[0][0].destination
     kept = [dict(shop_id=shop_id, destination=destination, customer_key=item.customer_key,
                  properties=canonical_json(properties), last_change_id=last_change_id, synced_at=to_micros(now))
@@ -120,7 +128,6 @@ def acknowledge(store: Store, conn: Connection, done: list[tuple[Item, dict | No
     for chunk in chunks(forgotten):  # a redacted customer: nothing of theirs is kept
         conn.execute(delete(synced).where(synced.c.shop_id == shop_id, synced.c.destination == destination,
                                           synced.c.customer_key.in_(chunk)))
-    finish(conn, [item for item, _, _ in done])
 
 
 def finish(conn: Connection, items: list[Item]) -> None:

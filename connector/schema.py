@@ -22,6 +22,9 @@ orders = Table(
     Column("order_id", String(128), primary_key=True),
     Column("customer_key", String(320)),  # normalised email, else E.164 phone, else NULL
     Column("email", String(320)),
+    # The address as the shop spelled it when that is not its normalised form (NULL otherwise): what
+    # destinations get, from the customer's latest order (connector/spellings.py).
+    Column("email_spelling", String(320)),
     Column("phone", String(32)),
     Column("customer_id", String(128)),  # the platform's own customer id, informational
     Column("placed_at", BigInteger, nullable=False),

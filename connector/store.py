@@ -33,7 +33,7 @@ from connector.schema import (
 from connector.stages import WINDOW, Bands, CustomerFigures
 from connector.statements import FIGURE_COLUMNS, STATE_COLUMNS, figures_select
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0005"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 GROUP_COMMIT_LANES = 2  # PostgreSQL: webhook transactions in flight per process (connector.group_commit)
@@ -634,7 +634,7 @@ def _is_newer(order: Order, stored_updated_at: int | None) -> bool:
 def _order_values(order: Order) -> dict:
     return dict(
         shop_id=order.shop_id, order_id=order.order_id, customer_key=order.customer_key,
-        email=order.email, phone=order.phone, customer_id=order.customer_id,
+        email=order.email, email_spelling=order.email_spelling, phone=order.phone, customer_id=order.customer_id,
         placed_at=to_micros(order.placed_at),
         updated_at=None if order.updated_at is None else to_micros(order.updated_at),
         total=money_to_micros(order.total), refunded=money_to_micros(order.refunded),
@@ -648,7 +648,7 @@ def _order_from_row(row) -> Order:
         shop_id=row.shop_id, order_id=row.order_id, placed_at=from_micros(row.placed_at),
         total=micros_to_money(row.total), refunded=micros_to_money(row.refunded), status=row.status,
         test=row.test, email=row.email, phone=row.phone, customer_id=row.customer_id, currency=row.currency,
-        updated_at=from_micros(row.updated_at),
+        updated_at=from_micros(row.updated_at), email_spelling=row.email_spelling,
     )
 
 

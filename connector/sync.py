@@ -25,9 +25,10 @@ from typing import Callable
 
 from connector import outbox
 from connector.config import DestinationSettings, Settings, ShopSettings
-from connector.errors import DestinationError, RetriableDestinationError, scrub
-from connector.ports import ContactUpdate, Destination, StageChange
+from connector.errors import DestinationError, OutcomeUnknownError, RetriableDestinationError, scrub
+from connector.ports import ContactUpdate, Destination, ItemFailure, StageChange
 from connector.properties import desired_properties, identity
+from connector.spellings import last_spellings
 from connector.store import Store, from_micros
 
 log = logging.getLogger("stagesync.sync")
@@ -37,6 +38,9 @@ BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 3600.0
 IMMEDIATE_RETRIES = 3  # attempts within one call, before rescheduling
 IMMEDIATE_MAX_WAIT_SECONDS = 30.0
+# Acknowledged with the properties when the address sent is not the key itself (its spelling, see
+# connector/spellings.py), so that a new spelling is sent even when no property changed.
+SPELLING_MARK = "@email"
 EVENT_MAX_AGE = timedelta(days=7)  # older stage changes are written as properties, sent as no event
 POLL_SECONDS = 1.0
 
@@ -65,6 +69,9 @@ class _Work:
     last_change_id: int
     events: list[StageChange] = field(default_factory=list)
     forget: bool = False
+    change_ids: list[int] = field(default_factory=list)  # the stage change of each event
+    email: str | None = None  # the address as the shop last spelled it (None: a phone)
+    acknowledged: dict | None = None  # what `synced` keeps once sent: properties (+ the spelling)
 
 
 def default_destination_factory(settings: DestinationSettings, shop_id: str) -> Destination:
@@ -170,33 +177,40 @@ class SyncWorker:
             states = self.store.load_states_for(conn, shop.id, keys)
             acks = outbox.acknowledged(conn, shop.id, dest.name, keys)
             changes = outbox.changes_after(conn, shop.id, {k: acks[k].last_change_id if k in acks else 0 for k in keys})
+            spellings = last_spellings(conn, shop.id, keys)
             for item in items:
                 state, ack = states.get(item.customer_key), acks.get(item.customer_key)
                 properties = desired_properties(state, shop, dest)
+                email = identity(item.customer_key)[0] and spellings.get(item.customer_key, item.customer_key)
+                kept = properties if email in (None, item.customer_key) else {**properties, SPELLING_MARK: email}
                 last_change_id = ack.last_change_id if ack else 0
                 events: list[StageChange] = []
                 if state is not None:
                     new_changes = changes[item.customer_key]
                     last_change_id = new_changes[-1].id if new_changes else last_change_id
                     if dest.events and destination.supports_events:
-                        events = [self._event(shop, item.customer_key, c, properties) for c in new_changes
-                                  if c.from_stage is not None and from_micros(c.at) >= now - EVENT_MAX_AGE]
+                        eventful = [c for c in new_changes
+                                    if c.from_stage is not None and from_micros(c.at) >= now - EVENT_MAX_AGE]
+                        events = [self._event(shop, item.customer_key, c, properties, email) for c in eventful]
                 if state is None and ack is None:
                     finished.append(item)  # never written anywhere: nothing to clear
-                elif ack is not None and ack.properties == properties and not events:
+                elif ack is not None and ack.properties == kept and not events:
                     if last_change_id != ack.last_change_id:
-                        watermarks.append((item, properties, last_change_id))
+                        watermarks.append((item, kept, last_change_id))
                     else:
                         finished.append(item)
                 else:
-                    todo.append(_Work(item, properties, last_change_id, events, forget=state is None))
+                    todo.append(_Work(item, properties, last_change_id, events, forget=state is None,
+                                      change_ids=[c.id for c in eventful] if events else [], email=email,
+                                      acknowledged=kept))
             outbox.finish(conn, finished)
             outbox.acknowledge(self.store, conn, watermarks, now)
         return todo
 
     @staticmethod
-    def _event(shop: ShopSettings, key: str, change, properties: dict) -> StageChange:
+    def _event(shop: ShopSettings, key: str, change, properties: dict, spelled: str | None = None) -> StageChange:
         email, phone = identity(key)
+        email = spelled or email
         return StageChange(
             event_id=f"stagesync-{shop.id}-{change.id}", email=email, phone=phone, model=change.model,
             from_stage=shop.label(change.from_stage) if change.from_stage else None,
@@ -204,30 +218,51 @@ class SyncWorker:
 
     def _send(self, work: list[_Work], shop: ShopSettings, dest: DestinationSettings, destination: Destination,
               stats: SyncStats) -> None:
-        updates = [ContactUpdate(*identity(w.item.customer_key), properties=w.properties) for w in work]
+        updates = [ContactUpdate(w.email, identity(w.item.customer_key)[1], properties=w.properties) for w in work]
         failures: dict[int, Exception] = {}
+        unknown: dict[int, int] = {}  # work index -> the stage change whose event may have been received
         try:
             for failure in self._call(shop, dest, destination, destination.requests_for(len(updates)),
                                       lambda: destination.upsert_contacts(updates), stats):
                 failures[failure.index] = failure.error
-            events = [(i, e) for i, w in enumerate(work) if i not in failures for e in w.events]
-            step = destination.max_event_batch  # one request a call, so every request gets its own slot
-            for start in range(0, len(events), step):
-                chunk = events[start:start + step]
-                refused = self._call(shop, dest, destination, destination.requests_for_events(len(chunk)),
-                                     lambda: destination.send_events([e for _, e in chunk]), stats)
-                for failure in refused:
-                    failures.setdefault(chunk[failure.index][0], failure.error)
-                stats.events += len(chunk) - len(refused)
         except DestinationError as exc:
             failures = {i: exc for i in range(len(work))}
+        # Each contact's events in order; once one of a contact's events failed, its later ones wait.
+        events = [(i, n, e) for i, w in enumerate(work) if i not in failures for n, e in enumerate(w.events)]
+        step = destination.max_event_batch  # one request a call, so every request gets its own slot
+        for start in range(0, len(events), step):
+            chunk = [(i, n, e) for i, n, e in events[start:start + step] if i not in failures]
+            if not chunk:
+                continue
+            try:
+                refused = self._call(shop, dest, destination, destination.requests_for_events(len(chunk)),
+                                     lambda: destination.send_events([e for _, _, e in chunk]), stats)
+            except DestinationError as exc:
+                refused = [ItemFailure(k, exc) for k in range(len(chunk))]
+            for failure in refused:
+                index, n, _ = chunk[failure.index]
+                failures.setdefault(index, failure.error)
+                if isinstance(failure.error, OutcomeUnknownError):
+                    unknown[index] = work[index].change_ids[n]
+            stats.events += len(chunk) - len(refused)
         now = self.clock()
         with self.store.transaction() as conn:
             done = []
+            remembered = []
             for index, w in enumerate(work):
                 error = failures.get(index)
-                if error is None:
-                    done.append((w.item, None if w.forget else w.properties, w.last_change_id))
+                if index in unknown:
+                    # Never sent again automatically: the contact's properties and the events up to this one
+                    # count as sent; the item is kept as a dead letter that says so (docs/architecture.md).
+                    remembered.append((w.item, None if w.forget else w.acknowledged, unknown[index]))
+                    message = f"event outcome unknown, not resent: {scrub(str(error))}"
+                    outbox.bury(conn, w.item, getattr(error, "status", None), message)
+                    stats.dead += 1
+                    self.metrics.dead_letter(shop.id, dest.name)
+                    log.warning("event outcome unknown shop=%s destination=%s error=%s", shop.id, dest.name,
+                                scrub(str(error)))
+                elif error is None:
+                    done.append((w.item, None if w.forget else w.acknowledged, w.last_change_id))
                 elif isinstance(error, RetriableDestinationError) and w.item.attempts + 1 < MAX_ATTEMPTS:
                     outbox.reschedule(conn, w.item, now + timedelta(seconds=self._backoff(w.item.attempts, error)),
                                       error.status, scrub(str(error)))
@@ -239,6 +274,7 @@ class SyncWorker:
                     self.metrics.dead_letter(shop.id, dest.name)
                     log.warning("dead letter shop=%s destination=%s status=%s error=%s", shop.id, dest.name,
                                 status, scrub(str(error)))
+            outbox.remember(self.store, conn, remembered, now)
             outbox.acknowledge(self.store, conn, done, now)
             stats.sent += len(done)
 

@@ -147,8 +147,12 @@ class Brevo(HttpDestination):
         return one_by_one(events, self._send_event)
 
     def _send_event(self, event: StageChange) -> None:
+        """Sent at most once unless surely refused: Brevo's create-event takes no idempotency key
+        (https://developers.brevo.com/reference/create-event: event_name, event_date, identifiers,
+        contact_properties, event_properties), so a repeat is a second event that can start an
+        automation twice; only a 429 or a connection never made is retried (`send(once=True)`)."""
         identifiers = {"email_id": event.email} if event.email else {"phone_id": event.phone}
-        self.call("POST", EVENTS, json={
+        self.call("POST", EVENTS, once=True, json={
             "event_name": EVENT_NAME,
             "event_date": iso_utc(event.at),
             "identifiers": identifiers,

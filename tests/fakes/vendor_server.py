@@ -135,8 +135,13 @@ def _json(payload, status: int = 200, headers: dict | None = None) -> Response:
 
 # --- Omnisend ------------------------------------------------------------------------------------
 # The endpoints adapters/destinations/omnisend.py calls (Omnisend API 2026-03-15): POST /contacts
-# upserts one contact by identifier, POST /batches runs up to 100 contact upserts or events
-# (synchronously here), POST /events records a custom event. Contacts end up in state["contacts"] by identifier.
+# upserts one contact by identifier, POST /events records a custom event, POST /batches starts an
+# asynchronous batch of up to 100 contact upserts (api-docs.omnisend.com/reference/post_batches: 201
+# with `batchID`), which GET /batches/{batchID} reports `inProgress` on its first read and `finished`
+# after, and GET /batches/{batchID}/items lists as `responses` and `errors` (BatchItem: `request`,
+# `response`, `responseCode`). Contacts end up in state["contacts"] by identifier, exactly as spelled
+# (the email identifier is case-sensitive: api-docs.omnisend.com/reference/contacts). An identifier
+# listed in state["refuse"] (identifier -> reason) is refused with a 400, inside batches too.
 
 def _omnisend_upsert(vendor: FakeVendor, contact: dict) -> str:
     identifier = contact["identifiers"][0]["id"]
@@ -149,33 +154,78 @@ def _omnisend_upsert(vendor: FakeVendor, contact: dict) -> str:
     return identifier
 
 
+def _omnisend_refusal(vendor: FakeVendor, contact: dict) -> dict | None:
+    reason = vendor.state.get("refuse", {}).get(contact["identifiers"][0]["id"])
+    if reason is None:
+        return None
+    return {"type": "https://problems.omnisend.com/validation-failed", "title": "Validation failed",
+            "status": 400, "detail": reason}
+
+
 def _omnisend_contact(vendor: FakeVendor, request: Request, match) -> Response:
-    identifier = _omnisend_upsert(vendor, request.get_json())
+    contact = request.get_json()
+    refusal = _omnisend_refusal(vendor, contact)
+    if refusal:
+        return _json(refusal, 400)
+    identifier = _omnisend_upsert(vendor, contact)
     return _json({"contactID": f"c-{identifier}"})
 
 
 def _omnisend_batch(vendor: FakeVendor, request: Request, match) -> Response:
     body = request.get_json()
     if body.get("endpoint") not in ("contacts", "events") or not 1 <= len(body.get("items", [])) <= 100:
-        return _json({"error": "bad batch"}, 400)
-    for item in body["items"]:
-        if body["endpoint"] == "contacts":
-            _omnisend_upsert(vendor, item)
+        return _json({"title": "Validation failed", "status": 400, "detail": "bad batch"}, 400)
+    responses, errors = [], []
+    for n, item in enumerate(body["items"]):
+        answer = {"itemID": f"i{n}", "request": item, "status": "finished"}
+        refusal = _omnisend_refusal(vendor, item) if body["endpoint"] == "contacts" else None
+        if refusal:
+            errors.append({**answer, "responseCode": 400, "response": refusal})
+        elif body["endpoint"] == "contacts":
+            responses.append({**answer, "responseCode": 200, "response": {"contactID": _omnisend_upsert(vendor, item)}})
         else:
             vendor.state.setdefault("events", {})[item["eventID"]] = item
-    vendor.state["batches"] = vendor.state.get("batches", 0) + 1
-    return _json({"batchID": f"b-{vendor.state['batches']}", "status": "inProgress"})
+            responses.append({**answer, "responseCode": 202, "response": {}})
+    vendor.state["batch_count"] = vendor.state.get("batch_count", 0) + 1
+    batch_id = f"b-{vendor.state['batch_count']}"
+    vendor.state.setdefault("batches", {})[batch_id] = {
+        "batchID": batch_id, "endpoint": body["endpoint"], "method": "POST", "reads": 0,
+        "totalCount": len(body["items"]), "responses": responses, "errors": errors}
+    return _json({"batchID": batch_id, "totalCount": len(body["items"])}, 201)
+
+
+def _omnisend_batch_info(vendor: FakeVendor, request: Request, match) -> Response:
+    batch = vendor.state.get("batches", {}).get(match.group("batch"))
+    if batch is None:
+        return _json({"title": "Not found", "status": 404}, 404)
+    batch["reads"] += 1
+    finished = batch["reads"] > 1  # asynchronous: still running when first read
+    return _json({"batchID": batch["batchID"], "endpoint": batch["endpoint"], "method": batch["method"],
+                  "status": "finished" if finished else "inProgress", "totalCount": batch["totalCount"],
+                  "finishedCount": batch["totalCount"] if finished else 0,
+                  "errorsCount": len(batch["errors"]) if finished else 0})
+
+
+def _omnisend_batch_items(vendor: FakeVendor, request: Request, match) -> Response:
+    batch = vendor.state.get("batches", {}).get(match.group("batch"))
+    if batch is None:
+        return _json({"title": "Not found", "status": 404}, 404)
+    return _json({"batchID": batch["batchID"], "status": "finished", "responses": batch["responses"],
+                  "errors": batch["errors"], "errorsCount": len(batch["errors"])})
 
 
 def _omnisend_event(vendor: FakeVendor, request: Request, match) -> Response:
     event = request.get_json()
-    vendor.state.setdefault("events", {})[event["eventID"]] = event  # de-duplicated by eventID
-    return _json({"eventID": event["eventID"]})
+    vendor.state.setdefault("events", {})[event["eventID"]] = event
+    vendor.state.setdefault("event_posts", []).append(event["eventID"])  # every post, repeats included
+    return Response(status=202)  # api-docs.omnisend.com/reference/post_events: 202 Accepted, no body
 
 
 def omnisend_vendor(faults: Faults | None = None) -> FakeVendor:
     vendor = FakeVendor(faults=faults or Faults())
     vendor.route("POST", r"(?:/api)?/contacts", _omnisend_contact)
     vendor.route("POST", r"(?:/api)?/batches", _omnisend_batch)
+    vendor.route("GET", r"(?:/api)?/batches/(?P<batch>[^/]+)", _omnisend_batch_info)
+    vendor.route("GET", r"(?:/api)?/batches/(?P<batch>[^/]+)/items", _omnisend_batch_items)
     vendor.route("POST", r"(?:/api)?/events", _omnisend_event)
     return vendor

@@ -122,6 +122,18 @@ def test_the_stage_change_is_a_brevo_event(rsps):
                              "event_id": "stagesync-acme-3"}}
 
 
+@pytest.mark.parametrize("failure", [dict(status=502, json={"message": "bad gateway"}),
+                                     dict(body=requests.exceptions.ReadTimeout())])
+def test_an_event_that_may_have_arrived_is_not_retried(rsps, failure):
+    # developers.brevo.com/reference/create-event takes no idempotency key: a resent event is a second event.
+    from connector.errors import OutcomeUnknownError
+
+    rsps.post(f"{BASE}/events", **failure)
+    event = StageChange("stagesync-acme-3", "ann@example.com", None, "rfm", "At risk", "Can't lose", AT)
+    with pytest.raises(OutcomeUnknownError):
+        create(settings()).send_events([event])
+
+
 def test_events_are_off_unless_configured():
     assert not create(settings(events=False)).supports_events
 

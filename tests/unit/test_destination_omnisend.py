@@ -62,14 +62,25 @@ def test_no_subscription_status_is_ever_sent(rsps):
     assert "channels" not in json.dumps(body(rsps.calls[0]))
 
 
+def finished_batch(rsps, batch_id="b1", errors=(), responses=()):
+    """The reads of a finished batch, shaped as "Get batch information" / "Get batch items" document them
+    (api-docs.omnisend.com/reference/get_batches-batchid, .../get_batches-batchid-items: Batch, BatchItem)."""
+    rsps.get(f"{BASE}/batches/{batch_id}", json={"batchID": batch_id, "endpoint": "contacts", "method": "POST",
+                                                  "status": "finished", "totalCount": 100, "finishedCount": 100,
+                                                  "errorsCount": len(errors)})
+    rsps.get(f"{BASE}/batches/{batch_id}/items", json={"batchID": batch_id, "status": "finished",
+                                                        "errors": list(errors), "responses": list(responses)})
+
+
 def test_a_full_batch_is_one_call_to_the_batches_api(rsps):
     rsps.post(f"{BASE}/batches", status=201, json={"batchID": "b1", "totalCount": 100})
+    finished_batch(rsps)
     updates = [ContactUpdate(f"c{i}@example.com", None, {"lifecycle_stage": "Lost"})
                for i in range(omnisend.BATCH_SIZE)]
     destination = create(settings())
     assert destination.max_batch == 100
     assert destination.upsert_contacts(updates) == []
-    assert len(rsps.calls) == 1
+    assert [c.request.method for c in rsps.calls] == ["POST", "GET", "GET"]
     sent = body(rsps.calls[0])
     assert sent["method"] == "POST" and sent["endpoint"] == "contacts" and len(sent["items"]) == 100
     assert sent["items"][7] == {"identifiers": [{"type": "email", "id": "c7@example.com", "sendWelcomeMessage": False}],
@@ -93,16 +104,36 @@ def test_the_stage_change_is_a_custom_event_with_a_stable_uuid(rsps):
     assert uuid.UUID(sent["eventID"]).version == 5
 
 
-def test_many_events_go_through_the_batches_api_100_at_a_time(rsps):
-    rsps.post(f"{BASE}/batches", status=200, json={"batchID": "b1"})
-    rsps.post(f"{BASE}/batches", status=200, json={"batchID": "b2"})
+def test_events_are_never_batched_each_is_its_own_post(rsps):
+    # api-docs.omnisend.com/reference/post_batches: "Before sending a batch of events, ensure there are no
+    # automations [...] This could result in duplicate messages"; and eventID de-duplication does "not [work]
+    # on real-time events used for automations" (api-docs.omnisend.com/reference/post_events).
+    for _ in range(3):
+        rsps.post(f"{BASE}/events", status=202)
     destination = create(settings())
-    events = [change(event_id=f"e{i}") for i in range(150)]
+    events = [change(event_id=f"e{i}") for i in range(3)]
+    assert destination.max_event_batch == 1
     assert destination.send_events(events) == []
-    first, second = body(rsps.calls[0]), body(rsps.calls[1])
-    assert (first["method"], first["endpoint"], len(first["items"]), len(second["items"])) == ("POST", "events", 100, 50)
-    assert first["items"][0]["eventID"] == str(uuid.uuid5(omnisend.EVENT_NAMESPACE, "e0"))
-    assert destination.requests_for_events(150) == 2
+    assert [c.request.url for c in rsps.calls] == [f"{BASE}/events"] * 3
+    assert body(rsps.calls[0])["eventID"] == str(uuid.uuid5(omnisend.EVENT_NAMESPACE, "e0"))
+
+
+@pytest.mark.parametrize("failure", [dict(status=500, json={"title": "Internal server error"}),
+                                     dict(body=requests.exceptions.ReadTimeout())])
+def test_an_event_that_may_have_arrived_is_not_retried(rsps, failure):
+    from connector.errors import OutcomeUnknownError
+
+    rsps.post(f"{BASE}/events", **failure)
+    with pytest.raises(OutcomeUnknownError):
+        create(settings()).send_events([change()])
+    assert len(rsps.calls) == 1
+
+
+def test_an_event_refused_with_429_stays_retriable(rsps):
+    rsps.post(f"{BASE}/events", status=429, json={"title": "Too Many Requests", "status": 429, "retryAfter": 5})
+    with pytest.raises(RetriableDestinationError) as caught:
+        create(settings()).send_events([change()])
+    assert caught.value.retry_after == 5.0
 
 
 def test_events_are_off_unless_configured():
@@ -130,6 +161,52 @@ def test_429_waits_for_the_retry_after_field_of_the_problem(rsps):
     with pytest.raises(RetriableDestinationError) as caught:
         create(settings()).upsert_contacts([ANN])
     assert caught.value.retry_after == 60.0
+
+
+def contact_request(email: str) -> dict:
+    return {"identifiers": [{"type": "email", "id": email, "sendWelcomeMessage": False}],
+            "customProperties": {"lifecycle_stage": "Lost"}}
+
+
+def test_a_batch_is_read_back_until_finished_and_refused_items_carry_omnisends_reason(rsps):
+    # POST /batches only starts an asynchronous batch (api-docs.omnisend.com/reference/post_batches:
+    # "Creating batches is an asynchronous process"): the item refusals are known from its items only.
+    rsps.post(f"{BASE}/batches", status=201, json={"batchID": "b9", "totalCount": 3})
+    rsps.get(f"{BASE}/batches/b9", json={"batchID": "b9", "status": "inProgress", "totalCount": 3, "finishedCount": 1})
+    finished_batch(rsps, "b9", errors=[{
+        "itemID": "i2", "request": contact_request("bad@example.com"), "responseCode": 400, "status": "finished",
+        "response": {"title": "Validation failed", "detail": "identifiers[0].id: invalid email"}}],
+        responses=[{"itemID": "i1", "request": contact_request("a@example.com"), "responseCode": 200,
+                    "status": "finished", "response": {"contactID": "c1"}},
+                   {"itemID": "i3", "request": contact_request("c@example.com"), "responseCode": 200,
+                    "status": "finished", "response": {"contactID": "c3"}}])
+    destination = create(settings())
+    waits = []
+    destination.sleep = waits.append
+    updates = [ContactUpdate(e, None, {"lifecycle_stage": "Lost"}) for e in
+               ("a@example.com", "bad@example.com", "c@example.com")]
+    failures = destination.upsert_contacts(updates)
+    assert [f.index for f in failures] == [1]
+    error = failures[0].error
+    assert isinstance(error, FatalDestinationError) and error.status == 400
+    assert "invalid email" in str(error) and "bad@example.com" not in str(error)
+    assert waits == [1.0]  # one wait between the two reads of the batch
+    assert [c.request.url.removeprefix(BASE) for c in rsps.calls] == [
+        "/batches", "/batches/b9", "/batches/b9", "/batches/b9/items"]
+
+
+def test_a_batch_still_running_after_the_bounded_reads_is_retried_later_not_counted_synced(rsps):
+    rsps.post(f"{BASE}/batches", status=201, json={"batchID": "b5"})
+    for _ in range(omnisend.BATCH_POLLS):
+        rsps.get(f"{BASE}/batches/b5", json={"batchID": "b5", "status": "inProgress"})
+    destination = create(settings())
+    waits = []
+    destination.sleep = waits.append
+    with pytest.raises(RetriableDestinationError) as caught:
+        destination.upsert_contacts([ANN, ContactUpdate("bo@example.com", None, {})])
+    assert "still inProgress" in str(caught.value) and caught.value.retry_after
+    assert waits == [1.0, 2.0, 4.0, 8.0, 8.0]  # backoff, capped, bounded
+    assert destination.requests_for(2) == 1 + omnisend.BATCH_POLLS + 1  # every read is paid for in the rate
 
 
 def test_429_with_retry_after_header(rsps):
@@ -167,3 +244,12 @@ def test_check_config_lists_a_missing_key_and_bad_property_names():
     assert any(p.startswith("api_key: is required") for p in problems)
     assert any("properties.lifecycle stage" in p for p in problems)
     assert validate(settings()) == []
+
+
+def test_a_failed_read_of_a_batch_is_repeated_within_the_read_budget(rsps):
+    rsps.post(f"{BASE}/batches", status=201, json={"batchID": "b7"})
+    rsps.get(f"{BASE}/batches/b7", status=500, json={"title": "Internal server error"})
+    finished_batch(rsps, "b7")
+    destination = create(settings())
+    destination.sleep = lambda seconds: None
+    assert destination.upsert_contacts([ANN, ContactUpdate("bo@example.com", None, {})]) == []

@@ -239,3 +239,47 @@ def test_one_by_one_raises_when_the_first_item_fails_transiently():
 def test_iso_utc_writes_z():
     assert http.iso_utc(datetime(2026, 5, 1, 14, 30, tzinfo=timezone(timedelta(hours=2)))) == "2026-05-01T12:30:00Z"
     assert http.iso_utc(datetime(2026, 5, 1, 12, 30)) == "2026-05-01T12:30:00Z"
+
+
+# --- requests not safe to repeat (events no vendor de-duplicates) ------------------------------
+
+def _refused() -> requests.ConnectionError:
+    """What requests raises when nothing listens: the connection was never made."""
+    import urllib3.exceptions
+
+    cause = urllib3.exceptions.NewConnectionError(None, "Failed to establish a new connection: [Errno 111] refused")
+    return requests.ConnectionError(urllib3.exceptions.MaxRetryError(None, URL, cause))
+
+
+@pytest.mark.parametrize("failure", [requests.exceptions.ReadTimeout(), requests.exceptions.ChunkedEncodingError(),
+                                     requests.ConnectionError("Connection aborted. RemoteDisconnected")])
+def test_a_once_request_that_may_have_arrived_has_an_unknown_outcome(rsps, failure):
+    from connector.errors import OutcomeUnknownError
+
+    rsps.post(URL, body=failure)
+    with pytest.raises(OutcomeUnknownError):
+        call(once=True)
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504])
+def test_a_once_request_answered_5xx_has_an_unknown_outcome(rsps, status):
+    from connector.errors import OutcomeUnknownError
+
+    rsps.post(URL, status=status, json={"message": "oops"})
+    with pytest.raises(OutcomeUnknownError) as caught:
+        call(once=True)
+    assert caught.value.status == status
+
+
+@pytest.mark.parametrize("failure", [_refused(), requests.exceptions.ConnectTimeout()])
+def test_a_once_request_never_sent_is_retriable(rsps, failure):
+    rsps.post(URL, body=failure)
+    with pytest.raises(RetriableDestinationError):
+        call(once=True)
+
+
+def test_a_once_request_refused_with_429_is_retriable(rsps):
+    rsps.post(URL, status=429, headers={"Retry-After": "3"}, json={})
+    with pytest.raises(RetriableDestinationError) as caught:
+        call(once=True)
+    assert caught.value.retry_after == 3.0
