@@ -153,3 +153,53 @@ def test_no_message_holds_the_email_or_the_key(rsps):
     with pytest.raises(FatalDestinationError) as caught:
         create(settings()).upsert_contacts([ANN])
     assert KEY not in str(caught.value) and "ann@example.com" not in str(caught.value)
+
+
+# Klaviyo's JSON:API error object (https://developers.klaviyo.com/en/docs/rate_limits_and_error_handling:
+# `errors` of {id, status, code, title, detail, source}); bulk_import_profiles needs lists:write and
+# profiles:write (https://developers.klaviyo.com/en/reference/bulk_import_profiles, "Scopes").
+FORBIDDEN = {"errors": [{"id": "7c0b7b40-1f6c-4a0e-9d1e-5c3bd3d1c0b1", "status": 403, "code": "permission_denied",
+                         "title": "You do not have permission to perform this action.",
+                         "detail": "Your API key is missing required scopes: lists:write", "source": {"pointer": "/data/"}}]}
+
+
+def test_a_key_without_lists_write_falls_back_to_single_upserts_instead_of_dead_letters(rsps):
+    rsps.post(f"{BASE}/api/profile-bulk-import-jobs", status=403, json=FORBIDDEN)
+    for _ in range(5):
+        rsps.post(f"{BASE}/api/profile-import", status=200, json={"data": {"type": "profile", "id": "p"}})
+    destination = create(settings())
+    first = [ContactUpdate(f"c{i}@example.com", None, {"lifecycle_stage": "Lost"}) for i in range(3)]
+    assert destination.upsert_contacts(first) == []
+    later = [ContactUpdate(f"d{i}@example.com", None, {"lifecycle_stage": "Lost"}) for i in range(2)]
+    assert destination.upsert_contacts(later) == []  # no second bulk attempt: the scope is known missing
+    paths = [c.request.url.removeprefix(BASE) for c in rsps.calls]
+    assert paths == ["/api/profile-bulk-import-jobs"] + ["/api/profile-import"] * 5
+    assert destination.requests_for(2) == 2 and destination.max_batch == klaviyo.SINGLE_BATCH
+
+
+def test_bulk_jobs_stay_under_five_megabytes(rsps):
+    rsps.post(f"{BASE}/api/profile-bulk-import-jobs", status=202, json={"data": {"type": "profile-bulk-import-job"}})
+    rsps.post(f"{BASE}/api/profile-bulk-import-jobs", status=202, json={"data": {"type": "profile-bulk-import-job"}})
+    big = "x" * 700_000  # eight of these weigh 5.6 MB
+    updates = [ContactUpdate(f"c{i}@example.com", None, {"lifecycle_stage": big}) for i in range(8)]
+    assert create(settings()).upsert_contacts(updates) == []
+    sizes = [len(c.request.body) for c in rsps.calls]
+    assert len(sizes) == 2 and max(sizes) <= 5 * 1024 * 1024
+    counts = [len(body(c)["data"]["attributes"]["profiles"]["data"]) for c in rsps.calls]
+    assert sum(counts) == 8
+
+
+def test_a_profile_losing_properties_in_a_batch_goes_through_profile_import(rsps):
+    # The bulk job cannot clear fields ("Clearing fields with null values", developers.klaviyo.com/en/docs/
+    # use_klaviyos_bulk_profile_import_api): the cleared profile goes alone, with patch_properties.unset.
+    rsps.post(f"{BASE}/api/profile-bulk-import-jobs", status=202, json={"data": {"type": "profile-bulk-import-job"}})
+    rsps.post(f"{BASE}/api/profile-import", status=200, json={})
+    updates = [ANN, ContactUpdate("bo@example.com", None, {"lifecycle_stage": "Lost"}),
+               ContactUpdate("gone@example.com", None, dict.fromkeys(PROPS))]
+    assert create(settings()).upsert_contacts(updates) == []
+    bulk, single = body(rsps.calls[0])["data"], body(rsps.calls[1])["data"]
+    assert [p["attributes"]["email"] for p in bulk["attributes"]["profiles"]["data"]] == [
+        "ann@example.com", "bo@example.com"]
+    assert all("meta" not in p for p in bulk["attributes"]["profiles"]["data"])
+    assert single["attributes"]["email"] == "gone@example.com"
+    assert single["meta"] == {"patch_properties": {"unset": ["lifecycle_stage", "lifecycle_phase", "aov"]}}
