@@ -71,6 +71,11 @@ class Destination(abc.ABC):
         """Send stage-change events (only called when `supports_events`)."""
         raise NotImplementedError(f"{self.type_name} takes no events")
 
+    def cannot_hold(self, email: str | None, phone: str | None) -> str | None:
+        """Why this tool can never hold a contact so identified (None: it can). The sync worker skips such
+        a contact once, with the reason, instead of failing it at every recompute."""
+        return None
+
     def requests_for(self, n_updates: int) -> int:
         """How many HTTP requests `upsert_contacts` makes for n items (for the rate limiter)."""
         return -(-n_updates // self.max_batch) if n_updates else 0

@@ -41,6 +41,9 @@ IMMEDIATE_MAX_WAIT_SECONDS = 30.0
 # Acknowledged with the properties when the address sent is not the key itself (its spelling, see
 # connector/spellings.py), so that a new spelling is sent even when no property changed.
 SPELLING_MARK = "@email"
+# Acknowledged in place of properties for a contact the destination can never hold (Mailchimp and a
+# phone-only customer): the reason is logged once, and the contact is not sent at each recompute.
+SKIPPED_MARK = "@skipped"
 EVENT_MAX_AGE = timedelta(days=7)  # older stage changes are written as properties, sent as no event
 POLL_SECONDS = 1.0
 
@@ -192,7 +195,18 @@ class SyncWorker:
                         eventful = [c for c in new_changes
                                     if c.from_stage is not None and from_micros(c.at) >= now - EVENT_MAX_AGE]
                         events = [self._event(shop, item.customer_key, c, properties, email) for c in eventful]
-                if state is None and ack is None:
+                unholdable = destination.cannot_hold(*identity(item.customer_key))
+                if unholdable:
+                    mark = {SKIPPED_MARK: unholdable}
+                    if state is not None and (ack is None or ack.properties != mark):
+                        log.info("skipped shop=%s destination=%s: %s", shop.id, dest.name, unholdable)
+                    if state is None:
+                        watermarks.append((item, None, last_change_id))  # forget the skip
+                    elif ack is None or ack.properties != mark or ack.last_change_id != last_change_id:
+                        watermarks.append((item, mark, last_change_id))
+                    else:
+                        finished.append(item)
+                elif state is None and ack is None:
                     finished.append(item)  # never written anywhere: nothing to clear
                 elif ack is not None and ack.properties == kept and not events:
                     if last_change_id != ack.last_change_id:

@@ -6,10 +6,16 @@ contact: `POST /contacts` with `updateEnabled` (create or update). Many: `POST /
 which updates existing contacts only; when Brevo answers that some of them do not exist, those are
 created one by one with `POST /contacts` and the others sent again. A contact known by phone only
 is identified by its `SMS` attribute.
+
+The attribute list is cached for the life of the process. When Brevo refuses a write naming one of our
+attributes (someone deleted it), the attributes are listed and created again, once, and the write
+sent again. An attribute that cannot be created is logged and left out (the others are written), and
+its creation is tried again at the next call.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Sequence
 
@@ -42,6 +48,10 @@ ATTRIBUTE_TYPES = {"text": "text", "number": "float", "date": "date"}
 # https://developers.brevo.com/reference/create-event: event_name is alphanumeric, - and _ only.
 EVENT_NAME = "lifecycle_stage_changed"
 MISSING_INDEXES = re.compile(r"indexes\s+([\d,\s]+)", re.IGNORECASE)
+# https://developers.brevo.com/docs/how-it-works ("Error codes"): a refusal is {"code", "message"}; a 400
+# whose message names one of our attributes is taken as that attribute missing.
+
+log = logging.getLogger("stagesync.destinations.brevo")
 
 
 def attribute_name(prop: str) -> str:
@@ -59,6 +69,7 @@ class Brevo(HttpDestination):
     def __init__(self, settings: DestinationSettings, session=None, *, shop: str | None = None):
         super().__init__(settings, session, shop=shop)
         self.attributes_ready = False
+        self.uncreated: dict[str, str] = {}  # property -> why its attribute could not be created
 
     def headers(self) -> dict[str, str]:
         return {AUTH_HEADER: self.api_key, "Accept": "application/json"}
@@ -74,38 +85,72 @@ class Brevo(HttpDestination):
             return
         listed = self.call("GET", ATTRIBUTES).json().get("attributes", [])
         existing = {str(a.get("name", "")).upper() for a in listed}
+        self.uncreated = {}
         for prop in self.properties:
             name = attribute_name(prop)
             if name not in existing:
-                self.call("POST", NEW_ATTRIBUTE.format(name=name),
-                          json={"type": ATTRIBUTE_TYPES[self.kind(prop)]})
+                try:
+                    self.call("POST", NEW_ATTRIBUTE.format(name=name),
+                              json={"type": ATTRIBUTE_TYPES[self.kind(prop)]})
+                except FatalDestinationError as exc:
+                    self.uncreated[prop] = str(exc)
+                    log.warning("%s: attribute %s not created, left out of contacts until it is: %s",
+                                self.name, name, exc)
         self.attributes_ready = True
 
-    def _attributes(self, update: ContactUpdate) -> dict:
-        return {attribute_name(name): self.typed(name, value) for name, value in update.properties.items()}
+    def _refresh_attributes(self) -> None:
+        self.attributes_ready = False
+        self.ensure_attributes()
 
-    def _create_or_update(self, update: ContactUpdate) -> None:
+    def _names_our_attribute(self, answer: requests.Response) -> bool:
+        if answer.status_code != 400:
+            return False
+        text = answer.text.upper()
+        return any(re.search(rf"(?<![A-Z0-9_]){re.escape(attribute_name(p))}(?![A-Z0-9_])", text)
+                   for p in self.properties)
+
+    def _attributes(self, update: ContactUpdate) -> dict:
+        return {attribute_name(name): self.typed(name, value) for name, value in update.properties.items()
+                if name not in self.uncreated}
+
+    def _create_or_update(self, update: ContactUpdate, refresh: bool = True) -> None:
         body: dict = {"attributes": self._attributes(update), "updateEnabled": True}
         if update.email:
             body["email"] = update.email
         else:
             body["attributes"]["SMS"] = update.phone
-        self.call("POST", CONTACTS, json=body)
+        answer = self.call("POST", CONTACTS, json=body, accept=(400,))
+        if answer.status_code == 400:
+            if refresh and self._names_our_attribute(answer):
+                self._refresh_attributes()  # once: a second refusal is the contact's own
+                self._create_or_update(update, refresh=False)
+                return
+            classify(answer, self.name, secrets=[self.api_key])
 
     def _batch_item(self, update: ContactUpdate) -> dict:
         identity = {"email": update.email} if update.email else {"sms": update.phone}
         return {**identity, "attributes": self._attributes(update)}
 
     def upsert_contacts(self, updates: Sequence[ContactUpdate]) -> list[ItemFailure]:
-        self.ensure_attributes()
-        if len(updates) == 1:
-            self._create_or_update(updates[0])
-            return []
-        return self._batch(list(updates), list(range(len(updates))))
+        try:
+            self.ensure_attributes()
+            if len(updates) == 1:
+                self._create_or_update(updates[0])
+                return []
+            return self._batch(list(updates), list(range(len(updates))))
+        finally:
+            if self.uncreated:
+                self.attributes_ready = False  # list them again (and try to create the missing) next time
 
-    def _batch(self, updates: list[ContactUpdate], indexes: list[int], retry_missing: bool = True) -> list[ItemFailure]:
+    def _batch(self, updates: list[ContactUpdate], indexes: list[int], retry_missing: bool = True,
+               refresh: bool = True) -> list[ItemFailure]:
         answer = self.call("POST", CONTACTS_BATCH, json={"contacts": [self._batch_item(u) for u in updates]},
-                           accept=(404,) if retry_missing else ())
+                           accept=((404,) if retry_missing else ()) + (400,))
+        if answer.status_code == 400:
+            if refresh and self._names_our_attribute(answer):
+                self._refresh_attributes()
+                return self._batch(updates, indexes, retry_missing, refresh=False)
+            classify(answer, self.name, secrets=[self.api_key])
         if answer.status_code != 404:
             return self._refused(answer, updates, indexes)
         missing = self._missing(answer, len(updates))

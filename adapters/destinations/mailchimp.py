@@ -6,21 +6,30 @@ Members are upserted with `status_if_new: "transactional"`: a customer we add is
 marketing (no consent is implied by an order), and an existing member keeps the status it has.
 One member: `PUT /lists/{list_id}/members/{md5 of the lower-cased email}`. Many: the batch
 subscribe `POST /lists/{list_id}` with `update_existing`, whose `errors` name refused members.
-Mailchimp identifies members by email only: a customer known by phone alone is refused.
+Mailchimp identifies members by email only: a customer known by phone alone cannot be held, and the
+sync worker skips it once with that reason (`cannot_hold`) rather than refusing it at every recompute.
+
+The merge tags are cached for the life of the process. When Mailchimp says a write names a merge
+field it does not know (someone deleted it), the fields are listed and created again, once, and the
+refused members sent again. A field that cannot be created is logged and left out of the members
+(the others are written), and its creation is tried again at the next call.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 from typing import Sequence
 
 from requests.auth import HTTPBasicAuth
 
-from adapters.http import HttpDestination, hide
+from adapters.http import HttpDestination, classify, hide, vendor_message
 from connector.config import DestinationSettings
 from connector.errors import FatalDestinationError, mask
 from connector.ports import ContactUpdate, ItemFailure
+
+log = logging.getLogger("stagesync.destinations.mailchimp")
 
 # https://mailchimp.com/developer/marketing/docs/fundamentals/ ("Connecting to the API": the data
 # center is the API key's suffix, e.g. -us21; HTTP Basic auth with any user name and the key).
@@ -46,6 +55,10 @@ STATUS_IF_NEW = "transactional"
 TAG_LENGTH = 10
 MERGE_FIELDS_PAGE = 1000
 MERGE_TYPES = {"text": "text", "number": "number", "date": "date"}
+# https://mailchimp.com/developer/marketing/docs/errors/: a 400 "Invalid Resource" names each refused field
+# in `errors` ({"field": "merge_fields.TAG" or "TAG", "message": ...}); the batch subscribe lists refused
+# members in `errors` ({"email_address", "error", "error_code"}), the field named in `error`.
+NO_PHONE_ONLY = "Mailchimp members need an email; this customer has a phone only"
 
 
 def merge_tag(name: str) -> str:
@@ -76,6 +89,7 @@ class Mailchimp(HttpDestination):
         if not settings.base_url:
             self.base_url = BASE_URL.format(dc=self.api_key.rpartition("-")[2])
         self.tags: dict[str, str] | None = None  # property name -> merge tag, once ensured
+        self.uncreated: dict[str, str] = {}  # property -> why its merge field could not be created
 
     @classmethod
     def problems(cls, settings: DestinationSettings) -> list[str]:
@@ -89,6 +103,9 @@ class Mailchimp(HttpDestination):
 
     def headers(self) -> dict[str, str]:
         return {"Accept": "application/json"}
+
+    def cannot_hold(self, email: str | None, phone: str | None) -> str | None:
+        return None if email else NO_PHONE_ONLY
 
     def call(self, method: str, path: str, **kwargs):
         return super().call(method, path, auth=HTTPBasicAuth(AUTH_USER, self.api_key), **kwargs)
@@ -105,12 +122,19 @@ class Mailchimp(HttpDestination):
             by_name = {f.get("name"): f.get("tag") for f in listed}
             existing_tags = {f.get("tag") for f in listed}
             tags: dict[str, str] = {}
+            self.uncreated = {}
             for prop in self.properties:
                 tag = by_name.get(prop) or merge_tag(prop)
                 if tag not in existing_tags:
-                    created = self.call("POST", MERGE_FIELDS.format(list_id=self.list_id), json={
-                        "tag": tag, "name": prop, "type": MERGE_TYPES[self.kind(prop)],
-                        "required": False, "public": False}).json()
+                    try:
+                        created = self.call("POST", MERGE_FIELDS.format(list_id=self.list_id), json={
+                            "tag": tag, "name": prop, "type": MERGE_TYPES[self.kind(prop)],
+                            "required": False, "public": False}).json()
+                    except FatalDestinationError as exc:  # e.g. the audience's merge field limit
+                        self.uncreated[prop] = str(exc)
+                        log.warning("%s: merge field for %r not created, left out of members until it is: %s",
+                                    self.name, prop, exc)
+                        continue
                     tag = created.get("tag") or tag
                 tags[prop] = tag
             self.tags = tags
@@ -118,34 +142,66 @@ class Mailchimp(HttpDestination):
 
     def _member(self, update: ContactUpdate) -> dict:
         tags = self.ensure_merge_fields()
-        merge_fields = {tags.get(name, merge_tag(name)): "" if value is None else self.typed(name, value)
-                        for name, value in update.properties.items()}
+        merge_fields = {tags[name]: "" if value is None else self.typed(name, value)
+                        for name, value in update.properties.items() if name in tags}
         return {"email_address": update.email, "status_if_new": STATUS_IF_NEW, "merge_fields": merge_fields}
+
+    def _names_our_field(self, text: str) -> bool:
+        """Whether a refusal names one of our merge tags (the field may have been deleted)."""
+        tags = set((self.tags or {}).values())
+        return any(re.search(rf"(?<![A-Z0-9_]){re.escape(tag)}(?![A-Z0-9_])", text) for tag in tags)
+
+    def _refresh_fields(self) -> None:
+        self.tags = None
+        self.ensure_merge_fields()
 
     def _no_email(self) -> FatalDestinationError:
         return FatalDestinationError(f"{self.name}: Mailchimp members need an email; this customer has a phone only",
                                      destination=self.name)
 
     def upsert_contacts(self, updates: Sequence[ContactUpdate]) -> list[ItemFailure]:
+        try:
+            return self._upsert(updates)
+        finally:
+            if self.uncreated:
+                self.tags = None  # list the fields again (and try to create the missing) next time
+
+    def _upsert(self, updates: Sequence[ContactUpdate]) -> list[ItemFailure]:
         if len(updates) == 1:
             if not updates[0].email:
                 raise self._no_email()
-            member = self._member(updates[0])
             path = MEMBER.format(list_id=self.list_id, subscriber_hash=subscriber_hash(updates[0].email))
-            self.call("PUT", path, json=member)
+            answer = self.call("PUT", path, json=self._member(updates[0]), accept=(400,))
+            if answer.status_code == 400:
+                if self._names_our_field(vendor_message(answer) + " " + answer.text):
+                    self._refresh_fields()  # once: a second refusal is the member's own
+                    answer = self.call("PUT", path, json=self._member(updates[0]))
+                else:
+                    classify(answer, self.name, secrets=[self.api_key])
             return []
         failures = [ItemFailure(i, self._no_email()) for i, u in enumerate(updates) if not u.email]
         sendable = [(i, u) for i, u in enumerate(updates) if u.email]
         for start in range(0, len(sendable), BATCH_SIZE):
-            chunk = sendable[start:start + BATCH_SIZE]
-            answer = self.call("POST", BATCH_SUBSCRIBE.format(list_id=self.list_id), json={
-                "members": [self._member(u) for _, u in chunk], "update_existing": True}).json()
-            index_of = {u.email.strip().lower(): i for i, u in chunk}
-            for error in answer.get("errors") or []:
-                index = index_of.get(str(error.get("email_address", "")).strip().lower())
-                if index is not None:
-                    detail = hide(f"{error.get('error_code') or ''} {error.get('error') or ''}".strip(), [self.api_key])
-                    failures.append(ItemFailure(index, FatalDestinationError(
-                        f"{self.name}: member {mask(updates[index].email)} refused: {detail}",
-                        destination=self.name)))
+            failures += self._subscribe(sendable[start:start + BATCH_SIZE], refresh=True)
         return sorted(failures, key=lambda f: f.index)
+
+    def _subscribe(self, chunk: list[tuple[int, ContactUpdate]], refresh: bool) -> list[ItemFailure]:
+        answer = self.call("POST", BATCH_SUBSCRIBE.format(list_id=self.list_id), json={
+            "members": [self._member(u) for _, u in chunk], "update_existing": True}).json()
+        by_email = {u.email.strip().lower(): (i, u) for i, u in chunk}
+        failures: list[ItemFailure] = []
+        again: list[tuple[int, ContactUpdate]] = []
+        for error in answer.get("errors") or []:
+            found = by_email.get(str(error.get("email_address", "")).strip().lower())
+            if found is None:
+                continue
+            if refresh and self._names_our_field(str(error.get("error") or "")):
+                again.append(found)
+                continue
+            detail = hide(f"{error.get('error_code') or ''} {error.get('error') or ''}".strip(), [self.api_key])
+            failures.append(ItemFailure(found[0], FatalDestinationError(
+                f"{self.name}: member {mask(found[1].email)} refused: {detail}", destination=self.name)))
+        if again:
+            self._refresh_fields()  # once; the members refused for a missing field are sent again
+            failures += self._subscribe(again, refresh=False)
+        return failures

@@ -194,3 +194,39 @@ def test_no_message_holds_the_email_or_the_key(rsps):
     with pytest.raises(FatalDestinationError) as caught:
         destination.upsert_contacts([ANN])
     assert KEY not in str(caught.value) and "ann@example.com" not in str(caught.value)
+
+
+# Brevo's refusal body is {"code", "message"} (https://developers.brevo.com/docs/how-it-works, "Error codes").
+def test_an_attribute_deleted_since_it_was_cached_is_created_again_once_and_the_contact_resent(rsps):
+    destination = ready(rsps, {"lifecycle_stage": "rfm"})
+    rsps.post(f"{BASE}/contacts", status=400,
+              json={"code": "invalid_parameter", "message": "Attribute LIFECYCLE_STAGE does not exist"})
+    rsps.get(f"{BASE}/contacts/attributes", json={"attributes": [{"name": "FIRSTNAME", "category": "normal"}]})
+    rsps.post(f"{BASE}/contacts/attributes/normal/LIFECYCLE_STAGE", status=201)
+    rsps.post(f"{BASE}/contacts", status=204)
+    assert destination.upsert_contacts([ContactUpdate("ann@example.com", None, {"lifecycle_stage": "Lost"})]) == []
+    assert [c.request.method for c in rsps.calls[1:]] == ["POST", "GET", "POST", "POST"]
+
+
+def test_a_batch_refused_for_a_deleted_attribute_is_sent_again_after_it_is_remade(rsps):
+    destination = ready(rsps, {"lifecycle_stage": "rfm"})
+    rsps.post(f"{BASE}/contacts/batch", status=400,
+              json={"code": "invalid_parameter", "message": "attributes: LIFECYCLE_STAGE is not a valid attribute"})
+    rsps.get(f"{BASE}/contacts/attributes", json={"attributes": []})
+    rsps.post(f"{BASE}/contacts/attributes/normal/LIFECYCLE_STAGE", status=201)
+    rsps.post(f"{BASE}/contacts/batch", status=204)
+    updates = [ContactUpdate(f"{x}@example.com", None, {"lifecycle_stage": "Lost"}) for x in "ab"]
+    assert destination.upsert_contacts(updates) == []
+
+
+def test_an_attribute_that_cannot_be_created_leaves_the_others_written(rsps):
+    rsps.get(f"{BASE}/contacts/attributes", json={"attributes": [
+        {"name": "LIFECYCLE_STAGE", "category": "normal"}, {"name": "ORDERS", "category": "normal"},
+        {"name": "SPENT", "category": "normal"}]})
+    rsps.post(f"{BASE}/contacts/attributes/normal/FIRST_ORDER", status=400,
+              json={"code": "invalid_parameter", "message": "Maximum number of attributes reached"})
+    rsps.post(f"{BASE}/contacts", status=204)
+    destination = create(settings())
+    assert destination.upsert_contacts([ANN]) == []
+    assert body(rsps.calls[-1])["attributes"] == {"LIFECYCLE_STAGE": "Champions", "ORDERS": 7, "SPENT": 310.0}
+    assert destination.requests_for(1) == 2  # listed again next call, to try the creation again

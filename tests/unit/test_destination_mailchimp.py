@@ -192,3 +192,72 @@ def test_no_message_holds_the_key(rsps):
     with pytest.raises(FatalDestinationError) as caught:
         create(settings()).upsert_contacts([ANN])
     assert KEY not in str(caught.value)
+
+
+# A refusal naming a merge field, shaped as https://mailchimp.com/developer/marketing/docs/errors/ documents it
+# ("Invalid Resource", `errors` of {field, message}).
+def invalid_field(tag: str) -> dict:
+    return {"type": "https://mailchimp.com/developer/marketing/docs/errors/", "title": "Invalid Resource",
+            "status": 400, "detail": "Your merge fields were invalid.",
+            "errors": [{"field": f"merge_fields.{tag}", "message": "This merge field does not exist."}]}
+
+
+def test_a_merge_field_deleted_since_it_was_cached_is_created_again_once_and_the_member_resent(rsps):
+    destination = with_fields(rsps)
+    rsps.put(MEMBER, status=400, json=invalid_field("STAGE"))  # someone deleted STAGE in the audience
+    rsps.get(f"{BASE}/lists/{LIST}/merge-fields", json={"merge_fields": [
+        f for f in EXISTING["merge_fields"] if f["tag"] != "STAGE"] + [
+        {"tag": PHASE_TAG, "name": "lifecycle_phase"}, {"tag": "LAST_ORDER", "name": "last_order"}]})
+    rsps.post(f"{BASE}/lists/{LIST}/merge-fields", json={"tag": "STAGE", "name": "stage"})
+    rsps.put(MEMBER, json={"id": "m"})
+    assert destination.upsert_contacts([ANN]) == []
+    assert [c.request.method for c in rsps.calls[-4:]] == ["PUT", "GET", "POST", "PUT"]
+    assert body(rsps.calls[-2])["tag"] == "STAGE"
+
+
+def test_a_member_refused_again_after_the_refresh_is_refused_for_good(rsps):
+    destination = with_fields(rsps)
+    rsps.put(MEMBER, status=400, json=invalid_field("STAGE"))
+    rsps.get(f"{BASE}/lists/{LIST}/merge-fields", json={"merge_fields": EXISTING["merge_fields"] + [
+        {"tag": PHASE_TAG, "name": "lifecycle_phase"}, {"tag": "LAST_ORDER", "name": "last_order"}]})
+    rsps.put(MEMBER, status=400, json=invalid_field("STAGE"))
+    with pytest.raises(FatalDestinationError):
+        destination.upsert_contacts([ANN])
+
+
+def test_a_field_that_cannot_be_created_leaves_the_others_written_and_is_tried_again_next_call(rsps):
+    rsps.get(f"{BASE}/lists/{LIST}/merge-fields", json=EXISTING)
+    rsps.post(f"{BASE}/lists/{LIST}/merge-fields", status=400, json={
+        "type": "https://mailchimp.com/developer/marketing/docs/errors/", "title": "Invalid Resource",
+        "status": 400, "detail": "This list already has the maximum number of merge fields."})
+    rsps.post(f"{BASE}/lists/{LIST}/merge-fields", json={"tag": "LAST_ORDER", "name": "last_order"})
+    rsps.post(f"{BASE}/lists/{LIST}", json={"new_members": [], "updated_members": [{}, {}], "errors": [],
+                                                   "error_count": 0})
+    destination = create(settings(base_url=None))
+    bo = ContactUpdate("bo@example.com", None, dict(ANN.properties))
+    assert destination.upsert_contacts([ANN, bo]) == []
+    member = body(rsps.calls[-1])["members"][0]["merge_fields"]
+    assert PHASE_TAG not in member and member["STAGE"] == "Champions" and member["LAST_ORDER"] == "2026-05-30"
+    assert destination.requests_for(2) == 2  # the fields are listed again next call
+
+
+def test_a_batch_member_refused_for_a_missing_field_is_sent_again_after_the_fields_are_remade(rsps):
+    destination = with_fields(rsps)
+    bo = ContactUpdate("bo@example.com", None, dict(ANN.properties))
+    rsps.post(f"{BASE}/lists/{LIST}", json={"new_members": [], "updated_members": [{}], "error_count": 1,
+                                                   "errors": [{"email_address": "bo@example.com",
+                                                               "error": "Your merge fields were invalid. STAGE: "
+                                                                        "This merge field does not exist.",
+                                                               "error_code": "ERROR_GENERIC"}]})
+    rsps.get(f"{BASE}/lists/{LIST}/merge-fields", json={"merge_fields": EXISTING["merge_fields"] + [
+        {"tag": PHASE_TAG, "name": "lifecycle_phase"}, {"tag": "LAST_ORDER", "name": "last_order"}]})
+    rsps.post(f"{BASE}/lists/{LIST}", json={"new_members": [], "updated_members": [{}], "errors": [],
+                                                   "error_count": 0})
+    assert destination.upsert_contacts([ANN, bo]) == []
+    assert [m["email_address"] for m in body(rsps.calls[-1])["members"]] == ["bo@example.com"]
+
+
+def test_a_phone_only_customer_cannot_be_held():
+    destination = create(settings())
+    assert "phone only" in destination.cannot_hold(None, "+33612345678")
+    assert destination.cannot_hold("ann@example.com", None) is None
