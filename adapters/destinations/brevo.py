@@ -45,7 +45,11 @@ RESET_HEADER = "x-sib-ratelimit-reset"
 BATCH_SIZE = 100
 # https://developers.brevo.com/reference/create-attribute: types text, date, float, boolean, ...
 ATTRIBUTE_TYPES = {"text": "text", "number": "float", "date": "date"}
-# https://developers.brevo.com/reference/create-event: event_name is alphanumeric, - and _ only.
+# https://developers.brevo.com/reference/update-contact ("attributes": values "that don't match the
+# attribute type [...] will be ignored"): no null is documented. A text attribute is cleared with an
+# empty string; a float or date attribute cannot be cleared with a value of its type, so it is sent as
+# null, the only value that is not silently ignored as a type mismatch.
+CLEARED = ""
 EVENT_NAME = "lifecycle_stage_changed"
 MISSING_INDEXES = re.compile(r"indexes\s+([\d,\s]+)", re.IGNORECASE)
 # https://developers.brevo.com/docs/how-it-works ("Error codes"): a refusal is {"code", "message"}; a 400
@@ -110,8 +114,11 @@ class Brevo(HttpDestination):
                    for p in self.properties)
 
     def _attributes(self, update: ContactUpdate) -> dict:
-        return {attribute_name(name): self.typed(name, value) for name, value in update.properties.items()
-                if name not in self.uncreated}
+        return {attribute_name(name): self._cleared(name) if value is None else self.typed(name, value)
+                for name, value in update.properties.items() if name not in self.uncreated}
+
+    def _cleared(self, prop: str) -> str | None:
+        return CLEARED if ATTRIBUTE_TYPES[self.kind(prop)] == "text" else None
 
     def _create_or_update(self, update: ContactUpdate, refresh: bool = True) -> None:
         body: dict = {"attributes": self._attributes(update), "updateEnabled": True}

@@ -141,6 +141,9 @@ class Mailchimp(HttpDestination):
         return self.tags
 
     def _member(self, update: ContactUpdate) -> dict:
+        # A removed value is an empty string, what a member without a value holds: null is not a documented
+        # merge field value (https://mailchimp.com/developer/marketing/docs/merge-fields/,
+        # https://mailchimp.com/developer/marketing/api/list-members/add-or-update-list-member/ merge_fields).
         tags = self.ensure_merge_fields()
         merge_fields = {tags[name]: "" if value is None else self.typed(name, value)
                         for name, value in update.properties.items() if name in tags}

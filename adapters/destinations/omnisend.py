@@ -57,6 +57,10 @@ BATCH_SIZE = 100
 EVENT_NAME = "lifecycle stage changed"
 ORIGIN = "api"
 # https://api-docs.omnisend.com/v4.0/reference/contacts ("Custom properties" name restrictions).
+# Removing a value: the contacts reference (ContactRequest.customProperties, "You can add your own custom
+# properties") documents no null and no removal operation; a property is cleared by writing an empty
+# string, a value of the documented string type, rather than a null whose effect is undocumented.
+CLEARED = ""
 PROPERTY_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
 EVENT_NAMESPACE = uuid.UUID("5b0c4f3e-2a53-4d8e-9a55-7a1c8e4b6f01")  # stagesync's, for stable event UUIDs
 
@@ -101,8 +105,9 @@ class Omnisend(HttpDestination):
             identifier = {"type": "email", "id": update.email}
         else:
             identifier = {"type": "phone", "id": update.phone}
-        return {"identifiers": [{**identifier, "sendWelcomeMessage": False}],
-                "customProperties": self.typed_properties(update.properties)}
+        properties = {name: CLEARED if value is None else value
+                      for name, value in self.typed_properties(update.properties).items()}
+        return {"identifiers": [{**identifier, "sendWelcomeMessage": False}], "customProperties": properties}
 
     def upsert_contacts(self, updates: Sequence[ContactUpdate]) -> list[ItemFailure]:
         if len(updates) == 1:

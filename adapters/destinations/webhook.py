@@ -1,7 +1,9 @@
 """Webhook: a signed HTTP POST of each contact's properties (and of each stage change) to any URL.
 
 The body is `{"shop", "email", "phone", "properties", "changes"}`: a contact update has no changes,
-a stage change sends the contact's properties with that one change. Deliveries are signed as
+a stage change sends the contact's properties with that one change. A property whose value is
+`null` has been removed (a redacted customer): the receiver clears it. The receiver is ours to define,
+so this is the documented contract (the docstring here; docs/configuration.md, "webhook"). Deliveries are signed as
 Standard Webhooks prescribes (https://www.standardwebhooks.com/, spec "Signature scheme"): headers
 `webhook-id`, `webhook-timestamp` (unix seconds) and `webhook-signature: v1,<base64 HMAC-SHA256 of
 "{id}.{timestamp}.{body}">`, keyed by the base64-decoded `whsec_` secret, so any Standard Webhooks

@@ -147,7 +147,7 @@ def _omnisend_upsert(vendor: FakeVendor, contact: dict) -> str:
     identifier = contact["identifiers"][0]["id"]
     stored = vendor.state.setdefault("contacts", {}).setdefault(identifier, {})
     for name, value in contact.get("customProperties", {}).items():
-        if value is None:
+        if value == "":  # an empty string clears a property (adapters/destinations/omnisend.py, CLEARED)
             stored.pop(name, None)
         else:
             stored[name] = value

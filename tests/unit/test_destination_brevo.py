@@ -230,3 +230,13 @@ def test_an_attribute_that_cannot_be_created_leaves_the_others_written(rsps):
     assert destination.upsert_contacts([ANN]) == []
     assert body(rsps.calls[-1])["attributes"] == {"LIFECYCLE_STAGE": "Champions", "ORDERS": 7, "SPENT": 310.0}
     assert destination.requests_for(1) == 2  # listed again next call, to try the creation again
+
+
+def test_a_removed_text_attribute_is_cleared_with_an_empty_string(rsps):
+    destination = ready(rsps)
+    rsps.post(f"{BASE}/contacts", status=204)
+    destination.upsert_contacts([ContactUpdate("ann@example.com", None, dict.fromkeys(PROPS))])
+    # Brevo ignores values that do not match an attribute's type (developers.brevo.com/reference/update-contact):
+    # "" clears a text attribute; float and date attributes have no value of their type that clears them.
+    assert body(rsps.calls[-1])["attributes"] == {"LIFECYCLE_STAGE": "", "ORDERS": None, "SPENT": None,
+                                                  "FIRST_ORDER": None}

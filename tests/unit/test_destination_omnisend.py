@@ -253,3 +253,9 @@ def test_a_failed_read_of_a_batch_is_repeated_within_the_read_budget(rsps):
     destination = create(settings())
     destination.sleep = lambda seconds: None
     assert destination.upsert_contacts([ANN, ContactUpdate("bo@example.com", None, {})]) == []
+
+
+def test_a_removed_property_is_cleared_with_an_empty_string_never_null(rsps):
+    rsps.post(f"{BASE}/contacts", status=200, json={})
+    create(settings()).upsert_contacts([ContactUpdate("ann@example.com", None, dict.fromkeys(PROPS))])
+    assert body(rsps.calls[0])["customProperties"] == dict.fromkeys(PROPS, "")
