@@ -112,7 +112,7 @@ def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
     order = _build(
         data.where, shop_id=shop.id, order_id=order_id, placed_at=placed_at, updated_at=data.moment("updated_at"),
         total=total, refunded=refunded, status=status, test=False,
-        email=_first(normalise_email, data.text("email"), data.text("contact_email"), customer.text("email")),
+        email=_as_written(normalise_email, data.text("email"), data.text("contact_email"), customer.text("email")),
         phone=_first(lambda raw: normalise_phone(raw, shop.country),
                      data.text("phone"), customer.text("phone"), billing.text("phone")),
         customer_id=customer.ident("id", required=False), currency=currency, default_region=shop.country,
@@ -246,6 +246,12 @@ def _build(where: str, **values) -> Order:
 def _first(normalise: Callable[[str | None], str | None], *candidates: str | None) -> str | None:
     """The first candidate that normalises to a usable email or phone (a typo does not hide the next one)."""
     return next((value for value in map(normalise, candidates) if value), None)
+
+
+def _as_written(normalise: Callable[[str | None], str | None], *candidates: str | None) -> str | None:
+    """Like `_first`, but the candidate as the shop spelled it: Order.build normalises it and keeps the
+    spelling for the destinations (connector/spellings.py)."""
+    return next((value for value in candidates if normalise(value)), None)
 
 
 def _identity(fields: Fields, shop: ShopSettings, *phone_sources: Fields) -> tuple[str | None, str | None]:

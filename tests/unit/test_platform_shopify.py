@@ -177,6 +177,15 @@ def test_email_falls_back_to_contact_email_then_to_the_customer():
     assert only_order(deliver("orders/create", data)).email == "jane.customer@example.com"
 
 
+def test_the_order_keeps_the_address_as_the_shop_spelled_it_beside_the_normalised_one():
+    # Omnisend's email identifier is case-sensitive (api-docs.omnisend.com/reference/contacts): destinations
+    # get the spelling of the documented orders/create payload's `email`, customers the normalised key.
+    data = payload("orders/create")
+    data["email"] = " Alice@Example.com "
+    order = only_order(deliver("orders/create", data))
+    assert (order.customer_key, order.email_spelling) == ("alice@example.com", "Alice@Example.com")
+
+
 def test_phone_falls_back_to_the_billing_address_in_the_shop_country():
     data = payload("orders/create")
     data["email"] = data["contact_email"] = None
