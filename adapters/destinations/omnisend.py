@@ -57,9 +57,9 @@ BATCH_SIZE = 100
 EVENT_NAME = "lifecycle stage changed"
 ORIGIN = "api"
 # https://api-docs.omnisend.com/v4.0/reference/contacts ("Custom properties" name restrictions).
-# Removing a value: the contacts reference (ContactRequest.customProperties, "You can add your own custom
-# properties") documents no null and no removal operation; a property is cleared by writing an empty
-# string, a value of the documented string type, rather than a null whose effect is undocumented.
+# Removing a value: the 2026-03-15 contract (ContactRequest.customProperties, an object of values, "You can
+# add your own custom properties") documents neither a null value nor a removal operation; a property is
+# cleared by writing an empty string, a value of the documented string type, not a null of unknown effect.
 CLEARED = ""
 PROPERTY_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
 EVENT_NAMESPACE = uuid.UUID("5b0c4f3e-2a53-4d8e-9a55-7a1c8e4b6f01")  # stagesync's, for stable event UUIDs
