@@ -25,7 +25,7 @@ from tenacity.wait import wait_base
 
 from connector.config import DestinationSettings
 from connector.errors import FatalDestinationError, RetriableDestinationError, mask, scrub
-from connector.ports import Destination, ItemFailure, PropertyValue
+from connector.domain.ports import Destination, ItemFailure, PropertyValue
 
 TIMEOUT = (5, 15)  # seconds: to connect, then between bytes of the answer
 MAX_MESSAGE = 300  # characters of a vendor's error text kept in a message

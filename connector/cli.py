@@ -15,9 +15,9 @@ from datetime import datetime, timezone
 from typing import Callable, Sequence
 
 from connector import config as config_module
-from connector.demo import DEFAULT_ORDERS as DEMO_ORDERS
+from connector.services.demo import DEFAULT_ORDERS as DEMO_ORDERS
 from connector.errors import ConfigError, StagesyncError, StorageUnavailableError, UserError, mask
-from connector.orders import normalise_email, normalise_phone
+from connector.domain.orders import normalise_email, normalise_phone
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 LONG_RUNNING = {"serve", "worker", "sync"}  # these log at INFO by default; the rest at WARNING
@@ -32,7 +32,7 @@ def command(name: str):
 
 def parse_at(raw: str | None) -> datetime:
     """--at: an ISO 8601 date (midnight UTC) or date-time (UTC when no offset); default now."""
-    from connector.csv_import import instant_option
+    from connector.services.csv_import import instant_option
 
     return instant_option(raw, "--at") or datetime.now(timezone.utc)
 
@@ -42,7 +42,7 @@ def load_settings(args: argparse.Namespace) -> config_module.Settings:
 
 
 def open_store(settings: config_module.Settings):
-    from connector.store import Store
+    from connector.storage.store import Store
 
     return Store.open(settings.database_url)
 
@@ -78,8 +78,8 @@ def check_config(args: argparse.Namespace) -> int:
 
 @command("import")
 def import_command(args: argparse.Namespace) -> int:
-    from connector.csv_import import import_csv
-    from connector.progress import Progress
+    from connector.services.csv_import import import_csv
+    from connector.services.progress import Progress
 
     settings, shop = _shop(args)
     store = open_store(settings)
@@ -95,8 +95,8 @@ def import_command(args: argparse.Namespace) -> int:
 
 
 def _recompute_and_report(store, shop, now: datetime) -> None:
-    from connector.evaluation import recompute
-    from connector.progress import Progress
+    from connector.services.evaluation import recompute
+    from connector.services.progress import Progress
 
     progress = Progress(f"recomputing {shop.id}", unit="customers")
     result = recompute(store, shop, now, progress=progress)
@@ -118,15 +118,15 @@ def recompute_command(args: argparse.Namespace) -> int:
 
 def parse_since(raw: str | None) -> datetime | None:
     """--since: an ISO 8601 date (midnight UTC) or date-time (UTC when no offset); default none."""
-    from connector.csv_import import instant_option
+    from connector.services.csv_import import instant_option
 
     return instant_option(raw, "--since")
 
 
 @command("backfill")
 def backfill_command(args: argparse.Namespace) -> int:
-    from connector.backfill import backfill
-    from connector.progress import Progress
+    from connector.services.backfill import backfill
+    from connector.services.progress import Progress
 
     settings, shop = _shop(args)
     since = parse_since(args.since)
@@ -151,7 +151,7 @@ def backfill_command(args: argparse.Namespace) -> int:
 
 @command("poll")
 def poll_command(args: argparse.Namespace) -> int:
-    from connector.backfill import poll
+    from connector.services.backfill import poll
 
     settings = load_settings(args)
     if args.shop:
@@ -182,8 +182,8 @@ def poll_command(args: argparse.Namespace) -> int:
 
 @command("stages")
 def stages_command(args: argparse.Namespace) -> int:
-    from connector.evaluation import snapshot
-    from connector.reports import stage_counts, stage_table
+    from connector.services.evaluation import snapshot
+    from connector.services.reports import stage_counts, stage_table
 
     settings, shop = _shop(args)
     counts = stage_counts(snapshot(open_store(settings), shop, parse_at(args.at)))
@@ -193,8 +193,8 @@ def stages_command(args: argparse.Namespace) -> int:
 
 @command("explain")
 def explain_command(args: argparse.Namespace) -> int:
-    from connector.evaluation import snapshot
-    from connector.reports import explain
+    from connector.services.evaluation import snapshot
+    from connector.services.reports import explain
 
     settings, shop = _shop(args)
     key = normalise_email(args.email) or normalise_phone(args.email, shop.country)
@@ -207,8 +207,8 @@ def explain_command(args: argparse.Namespace) -> int:
 
 @command("export")
 def export_command(args: argparse.Namespace) -> int:
-    from connector.evaluation import snapshot
-    from connector.reports import EXPORT_COLUMNS, export_rows
+    from connector.services.evaluation import snapshot
+    from connector.services.reports import EXPORT_COLUMNS, export_rows
 
     settings, shop = _shop(args)
     snap = snapshot(open_store(settings), shop, parse_at(args.at))
@@ -226,7 +226,7 @@ def export_command(args: argparse.Namespace) -> int:
 
 @command("serve")
 def serve_command(args: argparse.Namespace) -> int:
-    from connector.server import serve
+    from connector.web.server import serve
 
     settings = load_settings(args)
     serve(settings, args.config, args.host, args.port, args.workers, with_worker=not args.no_worker)
@@ -234,7 +234,7 @@ def serve_command(args: argparse.Namespace) -> int:
 
 
 def _sync_worker(settings, args):
-    from connector.sync import SyncWorker
+    from connector.services.sync import SyncWorker
 
     shops = {settings.shop(args.shop).id} if getattr(args, "shop", None) else None
     return SyncWorker(open_store(settings), settings, shops=shops)
@@ -264,7 +264,7 @@ def sync_command(args: argparse.Namespace) -> int:
 
 @command("deadletters")
 def deadletters_command(args: argparse.Namespace) -> int:
-    from connector import outbox
+    from connector.storage import outbox
 
     settings = load_settings(args)
     shop_id = settings.shop(args.shop).id if args.shop else None
@@ -288,7 +288,7 @@ def deadletters_command(args: argparse.Namespace) -> int:
 
 @command("demo")
 def demo_command(args: argparse.Namespace) -> int:
-    from connector import demo
+    from connector.services import demo
 
     settings = load_settings(args)
     return demo.run(settings, args.shop, args.host, args.port, args.orders, args.seed)

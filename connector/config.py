@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from connector.errors import ConfigError
-from connector.stages import RFM_STAGES, PHASES, PhaseSettings, RfmSettings
+from connector.domain.stages import RFM_STAGES, PHASES, PhaseSettings, RfmSettings
 
 PLATFORMS = ("shopify", "woocommerce", "wizishop", "bigcommerce", "standard")
 DESTINATION_TYPES = ("omnisend", "klaviyo", "mailchimp", "brevo", "webhook", "log")

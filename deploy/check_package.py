@@ -38,7 +38,7 @@ LAMBDA_GLIBC = (2, 26)  # python3.11 runs on Amazon Linux 2 (lambda-platform/_ma
 NOT_FOR_LAMBDA = {"gunicorn"}  # API Gateway serves HTTP; see requirements.txt
 DEFAULT_LAMBDA_EXTRA = ["serverless-wsgi"]  # until pyproject.toml has the `lambda` extra
 REQUIRED_ENTRIES = (
-    "connector/lambda_handlers.py", "connector/app.py", "connector/migrations/env.py",
+    "connector/web/lambda_handlers.py", "connector/web/app.py", "connector/storage/migrations/env.py",
     "adapters/__init__.py", "adapters/platforms/__init__.py",
     "serverless_wsgi.py", "flask/__init__.py", "werkzeug/__init__.py", "sqlalchemy/__init__.py",
     "alembic/__init__.py", "psycopg/__init__.py", "psycopg_binary/__init__.py", "requests/__init__.py",
@@ -169,7 +169,7 @@ SMOKE = """
 import json, sys
 task = sys.argv[1]
 sys.path.insert(0, task)
-import connector.lambda_handlers as handlers
+import connector.web.lambda_handlers as handlers
 event = {"version": "2.0", "routeKey": "$default", "rawPath": "/healthz", "rawQueryString": "",
          "headers": {"host": "example.execute-api.eu-west-3.amazonaws.com"}, "isBase64Encoded": False,
          "requestContext": {"http": {"method": "GET", "path": "/healthz", "sourceIp": "127.0.0.1"},

@@ -1,6 +1,6 @@
 """Destination adapters: one module per email tool, each translating desired contact properties and
 stage-change events into its vendor's HTTP calls, and nothing else (batching decisions, rate
-limiting, persistent retries and dead letters live in `connector.sync`).
+limiting, persistent retries and dead letters live in `connector.services.sync`).
 
     destination = destinations.create(settings, shop=shop.id)     # ConfigError when misconfigured
     failures = destination.upsert_contacts(updates)                 # Retriable/FatalDestinationError
@@ -22,7 +22,7 @@ from adapters.destinations.omnisend import Omnisend
 from adapters.destinations.webhook import Webhook
 from connector.config import DestinationSettings
 from connector.errors import ConfigError
-from connector.ports import Destination
+from connector.domain.ports import Destination
 
 DESTINATIONS: dict[str, type[Destination]] = {
     "omnisend": Omnisend,

@@ -18,7 +18,7 @@ import requests
 from adapters.http import HttpDestination, classify, iso_utc, one_by_one, retry_after_seconds
 from connector.config import DestinationSettings
 from connector.errors import FatalDestinationError
-from connector.ports import ContactUpdate, ItemFailure, StageChange
+from connector.domain.ports import ContactUpdate, ItemFailure, StageChange
 
 # https://developers.brevo.com/docs/authentication-schemes (the `api-key` header)
 BASE_URL = "https://api.brevo.com/v3"

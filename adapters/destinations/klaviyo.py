@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from adapters.http import HttpDestination, iso_utc, one_by_one
-from connector.ports import ContactUpdate, ItemFailure, StageChange
+from connector.domain.ports import ContactUpdate, ItemFailure, StageChange
 
 # https://developers.klaviyo.com/en/reference/api_overview ("Authentication", "Versioning")
 BASE_URL = "https://a.klaviyo.com"

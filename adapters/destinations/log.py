@@ -13,7 +13,7 @@ from typing import ClassVar, Sequence
 from adapters.http import iso_utc
 from connector.config import DestinationSettings
 from connector.errors import mask
-from connector.ports import ContactUpdate, Destination, ItemFailure, StageChange
+from connector.domain.ports import ContactUpdate, Destination, ItemFailure, StageChange
 
 log = logging.getLogger("stagesync.destinations.log")
 

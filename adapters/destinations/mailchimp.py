@@ -20,7 +20,7 @@ from requests.auth import HTTPBasicAuth
 from adapters.http import HttpDestination, hide
 from connector.config import DestinationSettings
 from connector.errors import FatalDestinationError, mask
-from connector.ports import ContactUpdate, ItemFailure
+from connector.domain.ports import ContactUpdate, ItemFailure
 
 # https://mailchimp.com/developer/marketing/docs/fundamentals/ ("Connecting to the API": the data
 # center is the API key's suffix, e.g. -us21; HTTP Basic auth with any user name and the key).

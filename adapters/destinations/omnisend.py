@@ -18,7 +18,7 @@ import requests
 
 from adapters.http import HttpDestination, iso_utc
 from connector.config import DestinationSettings
-from connector.ports import ContactUpdate, ItemFailure, StageChange
+from connector.domain.ports import ContactUpdate, ItemFailure, StageChange
 
 # https://api-docs.omnisend.com/reference/authentication ("API key": Authorization header + Omnisend-Version)
 BASE_URL = "https://api.omnisend.com/api"

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 from adapters.http import HttpDestination, iso_utc, one_by_one
 from connector.config import DestinationSettings
-from connector.ports import ContactUpdate, ItemFailure, StageChange
+from connector.domain.ports import ContactUpdate, ItemFailure, StageChange
 
 SECRET_PREFIX = "whsec_"  # Standard Webhooks spec, "Signature scheme": secrets are whsec_ + base64
 # No vendor limit: a receiver is ours to size. 600/minute is a polite default; set rate_per_minute.

@@ -20,7 +20,7 @@ from typing import Mapping, Protocol
 
 from connector.config import ShopSettings
 from connector.errors import ConfigError
-from connector.inbound import Inbound
+from connector.domain.inbound import Inbound
 
 from adapters.platforms import bigcommerce, shopify, standard, wizishop, woocommerce
 

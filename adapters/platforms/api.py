@@ -12,7 +12,7 @@
   `api_client(shop)` picks the shop's client, imported lazily (the Shopify SDK is heavy).
 
 A client translates and nothing else: platform pages in, canonical `Order`s out. Storage,
-checkpoints and stage evaluation live in `connector.backfill`.
+checkpoints and stage evaluation live in `connector.services.backfill`.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from connector.config import ShopSettings
 from connector.errors import (
     ConfigError, PayloadError, PlatformApiError, PlatformAuthError, RetriablePlatformError, UserError, mask, scrub,
 )
-from connector.inbound import UpsertOrder
-from connector.orders import Order
+from connector.domain.inbound import UpsertOrder
+from connector.domain.orders import Order
 
 log = logging.getLogger("stagesync.platforms")
 
@@ -78,7 +78,7 @@ class Page:
 
 
 class OrderSource(Protocol):
-    """What `connector.backfill` reads. `versioned` is False for platforms whose orders carry no
+    """What `connector.services.backfill` reads. `versioned` is False for platforms whose orders carry no
     modification time (WiziShop): the pipeline then detects changes by comparing with what is stored."""
 
     platform: str

@@ -24,10 +24,10 @@ from typing import Callable, Mapping
 
 from connector.config import ShopSettings
 from connector.errors import PayloadError, quoted
-from connector.inbound import (
+from connector.domain.inbound import (
     DeleteOrder, Inbound, RecordDataRequest, RecordRefund, RedactCustomer, RedactShop, SeeCustomer, UpsertOrder,
 )
-from connector.orders import MAX_AMOUNT, ZERO, Order, normalise_email, normalise_phone
+from connector.domain.orders import MAX_AMOUNT, ZERO, Order, normalise_email, normalise_phone
 
 from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_body_hmac, verify_body_hmac
 

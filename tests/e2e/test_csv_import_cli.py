@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.csv_import import parse_instant
-from connector.generate import generate_orders, write_csv
+from connector.services.csv_import import parse_instant
+from connector.services.generate import generate_orders, write_csv
 from tests.conftest import SHOP_TOML
 from tests.reference_stages import reference_stages
 

@@ -11,8 +11,8 @@ import responses
 
 from connector import config
 from connector.cli import main
-from connector.ingest import receive
-from connector.store import Store
+from connector.services.ingest import receive
+from connector.storage.store import Store
 from tests.platform_fakes import SHOPIFY_TOKEN, FakeShopify, fixture, generated_orders
 from tests.senders import SECRETS, ShopifySender
 

@@ -1,4 +1,4 @@
-"""The webhook's hot path (connector.statements, run by connector.store), on SQLite and PostgreSQL."""
+"""The webhook's hot path (connector.storage.statements, run by connector.storage.store), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from connector import evaluation
-from connector.orders import Order
-from connector.schema import orders
-from connector.stages import Bands
-from connector.statements import STATE_COLUMNS
-from connector.store import OrderWrite, StoredState, Store, _order_values
+from connector.services import evaluation
+from connector.domain.orders import Order
+from connector.storage.schema import orders
+from connector.domain.stages import Bands
+from connector.storage.statements import STATE_COLUMNS
+from connector.storage.store import OrderWrite, StoredState, Store, _order_values
 from tests.conftest import NOW
 
 

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from connector import config
-from connector.app import create_app
-from connector.schema import customers, data_requests, deliveries, orders, outbox
-from connector.store import Store
+from connector.web.app import create_app
+from connector.storage.schema import customers, data_requests, deliveries, orders, outbox
+from connector.storage.store import Store
 from tests.conftest import NOW
 from tests.senders import SENDERS, ShopifySender, fixture, shops_toml
 
@@ -218,7 +218,7 @@ def test_privacy_webhooks_with_a_bad_signature_are_401(client, app_store, topic)
 def test_storage_unavailable_answers_503_and_stores_nothing_half_way(settings, app_store, platform, sender,
                                                                      monkeypatch):
     client = create_app(settings, store=app_store, clock=lambda: NOW).test_client()
-    from connector import evaluation
+    from connector.services import evaluation
 
     def storage_fails(*args, **kwargs):
         from connector.errors import StorageUnavailableError

@@ -26,16 +26,16 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import Connection, func, select
 
-from connector import outbox
+from connector.storage import outbox
 from connector.config import Settings, ShopSettings
 from connector.errors import UnknownShopError, mask
-from connector.evaluation import Snapshot, snapshot
-from connector.metrics import QueueLevel, queue_levels
-from connector.orders import ZERO
-from connector.reports import stage_counts
-from connector.schema import stage_changes
-from connector.stages import MODELS, RFM_STAGES
-from connector.store import to_micros
+from connector.services.evaluation import Snapshot, snapshot
+from connector.services.metrics import QueueLevel, queue_levels
+from connector.domain.orders import ZERO
+from connector.services.reports import stage_counts
+from connector.storage.schema import stage_changes
+from connector.domain.stages import MODELS, RFM_STAGES
+from connector.storage.store import to_micros
 
 MOVEMENT_WINDOW = timedelta(weeks=8)
 DEAD_LETTERS_SHOWN = 50
@@ -157,7 +157,7 @@ def _now() -> datetime:
     raw = request.args.get("at")
     if not raw:
         return current_app.extensions["stagesync"]["clock"]()
-    from connector.csv_import import parse_instant
+    from connector.services.csv_import import parse_instant
 
     try:
         return parse_instant(raw)
@@ -247,7 +247,7 @@ def index():
 
 @blueprint.get("/dashboard/<shop_id>")
 def shop_dashboard(shop_id: str):
-    from connector.app import get_store
+    from connector.web.app import get_store
 
     shop = _shop(shop_id)
     now = _now()
@@ -290,8 +290,8 @@ def _other_model_url(shop_id: str, model: str) -> str:
 
 @blueprint.get("/dashboard/<shop_id>/customer")
 def customer(shop_id: str):
-    from connector.app import get_store
-    from connector.customer_view import customer_view
+    from connector.web.app import get_store
+    from connector.services.customer_view import customer_view
 
     shop = _shop(shop_id)
     query = request.args.get("q", "").strip()
@@ -303,7 +303,7 @@ def customer(shop_id: str):
 @blueprint.post("/dashboard/<shop_id>/replay")
 def replay(shop_id: str):
     """Re-queue the shop's dead letters (one, by `id`, or all) for an immediate new attempt."""
-    from connector.app import get_store
+    from connector.web.app import get_store
 
     shop = _shop(shop_id)
     ids = [int(request.form["id"])] if request.form.get("id", "").isdigit() else None

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterator
 
-from connector.evaluation import Snapshot
-from connector.stages import PHASES, RFM_STAGES, Evaluation, day, money
+from connector.services.evaluation import Snapshot
+from connector.domain.stages import PHASES, RFM_STAGES, Evaluation, day, money
 
 EXPORT_COLUMNS = ("email", "rfm", "phases", "orders_365d", "orders_total", "aov_365d", "total_spent",
                   "first_order_date", "last_order_date")

@@ -2,7 +2,7 @@
 
 Pure functions of (customer figures, shop figures, settings, now): no clock, no I/O.
 `customer_figures` derives one customer's figures from their orders; the store computes the
-very same figures with one SQL aggregation for a whole shop (`connector.store`), and both feed
+very same figures with one SQL aggregation for a whole shop (`connector.storage.store`), and both feed
 `evaluate`. The whole-shop recompute hands the store's integers (amounts in millionths, instants
 in UTC microseconds) to `evaluate_micros` instead: the same rule functions, on plain values, with
 no datetime or Decimal per customer. Amounts are exact either way; day counts are exact integer
@@ -17,7 +17,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Iterable, Sequence
 
-from connector.orders import Order, ZERO
+from connector.domain.orders import Order, ZERO
 
 WINDOW = timedelta(days=365)
 DAY = timedelta(days=1)

@@ -3,7 +3,7 @@
 Building a SQLAlchemy statement (coercing each column and value, the `excluded` namespace of an
 upsert) costs the application more CPU than running it: a webhook runs about ten statements, so
 they are built here once per dialect and reused, and SQLAlchemy reuses their compiled form too.
-`connector.store` runs them; callers pass plain values named after the bind parameters.
+`connector.storage.store` runs them; callers pass plain values named after the bind parameters.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from connector.schema import customers, deliveries, orders, outbox, refunds, shop_figures, stage_changes
+from connector.storage.schema import customers, deliveries, orders, outbox, refunds, shop_figures, stage_changes
 
-# A customer's stored state, in the order of `connector.store.StoredState`'s fields.
+# A customer's stored state, in the order of `connector.storage.store.StoredState`'s fields.
 STATE_COLUMNS = tuple(c for c in customers.c if c.name not in ("shop_id", "customer_key", "evaluated_at"))
 
 
@@ -67,7 +67,7 @@ class Statements:
                    _int_sum(refunds.c.amount)).where(
                 refunds.c.shop_id == shop_id, refunds.c.order_id.in_(order_ids)).group_by(refunds.c.order_id))
 
-        # The rule of `connector.store._is_newer`, checked again on the row itself: of two
+        # The rule of `connector.storage.store._is_newer`, checked again on the row itself: of two
         # concurrent deliveries of one order, the older version never overwrites the newer.
         upsert = insert(orders)
         incoming = upsert.excluded.updated_at

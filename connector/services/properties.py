@@ -9,9 +9,9 @@ from __future__ import annotations
 from decimal import Decimal
 
 from connector.config import DestinationSettings, ShopSettings
-from connector.ports import PropertyValue
-from connector.stages import day, money
-from connector.store import StoredState, from_micros, micros_to_money
+from connector.domain.ports import PropertyValue
+from connector.domain.stages import day, money
+from connector.storage.store import StoredState, from_micros, micros_to_money
 
 STAGE_FIELDS = ("rfm", "phases")
 

@@ -8,7 +8,7 @@ arrival order, as one transaction) to the first queued thread. So groups form on
 
 Units next to each other in a group that share a `batch_key` (an attribute of the unit's work)
 run as one call of their `run_batch(conn, works)`, so that they share their statements too
-(`connector.ingest`: the order deliveries of one shop).
+(`connector.services.ingest`: the order deliveries of one shop).
 
 If the shared transaction fails for a reason other than the database being unavailable (one
 unit's bug, a PostgreSQL deadlock between two groups), it is rolled back and each unit runs again

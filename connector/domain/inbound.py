@@ -1,7 +1,7 @@
 """What a verified webhook asks stagesync to do, independent of the platform that sent it.
 
 A platform adapter (`adapters.platforms.<name>.parse`) turns one delivery into an `Inbound`:
-a delivery id for de-duplication plus a list of actions. `connector.ingest` applies the actions
+a delivery id for de-duplication plus a list of actions. `connector.services.ingest` applies the actions
 in one transaction. Pure data: no I/O here.
 """
 
@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Union
 
-from connector.orders import Order
+from connector.domain.orders import Order
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,9 +3,9 @@
 Instants are stored as integer microseconds since the Unix epoch (UTC) and amounts as integer
 millionths of the shop's currency ("micros"). Both engines then compare, sum and subtract them
 exactly and fast: the 365-day window and the day counts of SPEC section 2 are to the microsecond,
-and no float ever touches money. `connector.store` converts at the boundary.
+and no float ever touches money. `connector.storage.store` converts at the boundary.
 
-The schema is versioned by Alembic (`connector/migrations`); a change here needs a new revision.
+The schema is versioned by Alembic (`connector/storage/migrations`); a change here needs a new revision.
 """
 
 from __future__ import annotations
@@ -31,12 +31,12 @@ orders = Table(
     Column("status", String(16), nullable=False),
     Column("test", Boolean, nullable=False),
     Column("currency", String(3)),
-    # Derived from the columns above by connector.orders.Order (is_valid, amount), kept so that
+    # Derived from the columns above by connector.domain.orders.Order (is_valid, amount), kept so that
     # stage aggregation is one indexed scan with no business logic in SQL.
     Column("valid", Boolean, nullable=False),
     Column("amount", BigInteger, nullable=False),
 )
-# Covers the per-customer aggregation (connector.store._figures_query): read from the index alone.
+# Covers the per-customer aggregation (connector.storage.store._figures_query): read from the index alone.
 Index("ix_orders_figures", orders.c.shop_id, orders.c.customer_key, orders.c.placed_at, orders.c.valid,
       orders.c.amount)
 
@@ -151,7 +151,7 @@ rate_slots = Table(
 )
 
 # Where each shop's platform API reading stands: `backfill` holds the checkpoint of a running or
-# finished backfill (JSON, see connector.backfill), `poll` the instant the last poll started.
+# finished backfill (JSON, see connector.services.backfill), `poll` the instant the last poll started.
 sync_cursors = Table(
     "sync_cursors", metadata,
     Column("shop_id", String(64), primary_key=True),

@@ -30,8 +30,8 @@ from prometheus_client.core import GaugeMetricFamily
 from sqlalchemy import Connection, func, select
 
 from connector.config import Settings
-from connector.schema import orders, outbox, synced
-from connector.store import Store, from_micros
+from connector.storage.schema import orders, outbox, synced
+from connector.storage.store import Store, from_micros
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # SPEC section 4: a webhook is answered within 1 s (SQLite's lock wait is bounded at 0.8 s).
@@ -232,7 +232,7 @@ def _observe(response: Response) -> Response:
 
 @blueprint.get("/metrics")
 def scrape():
-    from connector.app import get_store
+    from connector.web.app import get_store
 
     state = current_app.extensions["stagesync"]
     body = metrics_of(current_app).exposition(get_store(), state["settings"])

@@ -23,12 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
-from connector import outbox
+from connector.storage import outbox
 from connector.config import DestinationSettings, Settings, ShopSettings
 from connector.errors import DestinationError, RetriableDestinationError, scrub
-from connector.ports import ContactUpdate, Destination, StageChange
-from connector.properties import desired_properties, identity
-from connector.store import Store, from_micros
+from connector.domain.ports import ContactUpdate, Destination, StageChange
+from connector.services.properties import desired_properties, identity
+from connector.storage.store import Store, from_micros
 
 log = logging.getLogger("stagesync.sync")
 
@@ -92,8 +92,8 @@ class SyncWorker:
         self.max_claim = max_claim
         self.retry_initial_seconds = retry_initial_seconds  # first wait between immediate retries
         self.backoff_base_seconds = backoff_base_seconds  # first delay of a rescheduled item
-        if metrics is None:  # counts requests and dead letters for GET /metrics (connector.metrics)
-            from connector.metrics import worker_metrics
+        if metrics is None:  # counts requests and dead letters for GET /metrics (connector.services.metrics)
+            from connector.services.metrics import worker_metrics
 
             metrics = worker_metrics()
         self.metrics = metrics

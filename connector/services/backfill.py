@@ -24,9 +24,9 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable, Sequence
 
 from connector.config import ShopSettings
-from connector.evaluation import RecomputeResult, evaluate_customers, recompute
-from connector.orders import Order
-from connector.store import Store
+from connector.services.evaluation import RecomputeResult, evaluate_customers, recompute
+from connector.domain.orders import Order
+from connector.storage.store import Store
 
 BACKFILL = "backfill"
 POLL = "poll"

@@ -22,7 +22,7 @@ _EXCLUDED_STATUSES = frozenset({"cancelled", "voided", "deleted"})
 
 ZERO = Decimal(0)
 _SPACES = re.compile(r"[\s().\-/]")
-# Bounds that keep every stored value exact and within its column (connector/schema.py): amounts
+# Bounds that keep every stored value exact and within its column (connector/storage/schema.py): amounts
 # are 64-bit integer millionths, so one order stays far below 9.2e12; instants are UTC microseconds.
 MAX_AMOUNT = Decimal(10) ** 10
 EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)

@@ -2,7 +2,7 @@
 
 A destination adapter only translates: desired contact properties and stage-change events
 in, vendor HTTP calls out. Batching, rate limiting, retries and dead letters live in
-`connector.sync`, which drives destinations through this port.
+`connector.services.sync`, which drives destinations through this port.
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from typing import Callable, Iterator
 
 from connector.config import ShopSettings
 from connector.errors import UserError, mask
-from connector.orders import Order
-from connector.store import Store
+from connector.domain.orders import Order
+from connector.storage.store import Store
 
 REQUIRED = ("order_id", "email", "placed_at", "total")
 STATUSES = ("placed", "cancelled", "refunded")

@@ -3,7 +3,7 @@
 verify the raw body (before any parsing) -> parse into platform-neutral actions -> in ONE
 transaction: de-duplicate by delivery id, apply the actions, re-evaluate every customer they
 touch, queue the sync. Only after that commit does the caller answer 200. Deliveries that arrive
-together share their transaction (connector.group_commit): one commit for all of them, and order
+together share their transaction (connector.storage.group_commit): one commit for all of them, and order
 deliveries of one shop share their statements too (`write_order_deliveries`).
 """
 
@@ -16,12 +16,12 @@ from typing import Mapping, Sequence
 
 from sqlalchemy import Connection
 
-from connector import inbound as actions
+from connector.domain import inbound as actions
 from connector.config import ShopSettings
-from connector.evaluation import evaluate_customers
-from connector.inbound import Inbound
-from connector.orders import Order, customer_key, normalise_email, normalise_phone
-from connector.store import Store
+from connector.services.evaluation import evaluate_customers
+from connector.domain.inbound import Inbound
+from connector.domain.orders import Order, customer_key, normalise_email, normalise_phone
+from connector.storage.store import Store
 
 log = logging.getLogger("stagesync.ingest")
 CLOCK_SKEW_ALLOWANCE = timedelta(days=1)
@@ -62,7 +62,7 @@ def receive(store: Store, shop: ShopSettings, headers: Mapping[str, str], body: 
 
 @dataclass(frozen=True, eq=False)
 class Write:
-    """One delivery's work in the shared transaction (connector.group_commit).
+    """One delivery's work in the shared transaction (connector.storage.group_commit).
 
     A delivery that only carries an order is an `order delivery`: next to each other in a group,
     the order deliveries of one shop run as one batch (`write_order_deliveries`), with one

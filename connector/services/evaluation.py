@@ -20,14 +20,14 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 from sqlalchemy import Connection
 
-from connector import stages
+from connector.domain import stages
 from connector.config import ShopSettings
-from connector.orders import ZERO
-from connector.stages import (
+from connector.domain.orders import ZERO
+from connector.domain.stages import (
     CustomerFigures, Evaluation, PhaseSettings, RfmSettings, ShopFigures, ShopMicros, evaluate, evaluate_micros,
     interval_of_span, recency_bands,
 )
-from connector.store import StoredState, Store, micros_to_money, money_to_micros, state_of, to_micros
+from connector.storage.store import StoredState, Store, micros_to_money, money_to_micros, state_of, to_micros
 
 # Below this many window orders, a webhook refreshes the shop figures (shop AOV, adaptive bands)
 # itself: cheap for a small shop, and a young shop's figures move fast. Larger shops rely on the

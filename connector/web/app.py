@@ -22,13 +22,13 @@ from connector.errors import (
     QUOTE_LIMIT, PayloadError, PlatformApiError, SignatureError, StorageUnavailableError, UnknownShopError, mask,
     quoted,
 )
-from connector.store import Store
+from connector.storage.store import Store
 
 MAX_BODY_BYTES = 1024 * 1024  # SPEC section 4: 413 beyond 1 MiB
 LOGGED_REASON_LIMIT = 300  # characters of a refusal's reason in a webhook's answer line (other fields: QUOTE_LIMIT)
 WEBHOOK_BUSY_TIMEOUT_MS = 800  # SPEC section 4: answer within 1 s; a locked SQLite answers 503 instead
 # Threads per gunicorn worker (`stagesync serve`), by database. A webhook mostly waits for its
-# transaction (connector.group_commit): while some wait, the others verify and parse theirs, and
+# transaction (connector.storage.group_commit): while some wait, the others verify and parse theirs, and
 # the more wait together, the more they share (bench/RESULTS.md: 32 threads gave PostgreSQL 15-20%
 # more webhooks a second than 16). SQLite has one writer: with 32 threads, under a flood, more
 # webhooks wait longer than the 0.8 s they may for the write lock (a 503 the platform retries).
@@ -56,7 +56,8 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
     app.register_blueprint(webhooks)
     app.register_blueprint(health)
     app.register_blueprint(admin)
-    from connector import dashboard, metrics
+    from connector.web import dashboard
+    from connector.services import metrics
 
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(dashboard.blueprint)
@@ -91,7 +92,7 @@ def _start_request() -> None:
 
 @webhooks.post("/webhooks/<shop_id>")
 def receive_webhook(shop_id: str):
-    from connector.ingest import receive
+    from connector.services.ingest import receive
 
     settings: Settings = _state()["settings"]
     shop = settings.shops.get(shop_id)
@@ -117,7 +118,7 @@ def receive_webhook(shop_id: str):
 
 
 def _log_answer(shop, code: int, **fields) -> None:
-    from connector.metrics import metrics_of
+    from connector.services.metrics import metrics_of
 
     elapsed_ms = (time.perf_counter() - g.started) * 1000
     shown = {k: quoted(str(v), LOGGED_REASON_LIMIT if k == "reason" else QUOTE_LIMIT) for k, v in fields.items() if v}
@@ -165,8 +166,8 @@ def _admin_shop(shop_id: str):
 
 @admin.get("/shops/<shop_id>/stages")
 def shop_stages(shop_id: str):
-    from connector.evaluation import snapshot
-    from connector.reports import stage_counts
+    from connector.services.evaluation import snapshot
+    from connector.services.reports import stage_counts
 
     shop = _admin_shop(shop_id)
     return jsonify(stage_counts(snapshot(get_store(), shop, _state()["clock"]())))
@@ -174,7 +175,7 @@ def shop_stages(shop_id: str):
 
 @admin.get("/shops/<shop_id>/customers/<path:identity>")
 def shop_customer(shop_id: str, identity: str):
-    from connector.customer_view import customer_view
+    from connector.services.customer_view import customer_view
 
     shop = _admin_shop(shop_id)
     view = customer_view(get_store(), shop, identity, _state()["clock"]())

@@ -1,4 +1,4 @@
-"""Queries on the outbox, the acknowledged properties and the rate slots (used by `connector.sync`).
+"""Queries on the outbox, the acknowledged properties and the rate slots (used by `connector.services.sync`).
 
 Claiming is safe with many workers: PostgreSQL skips rows another worker holds
 (FOR UPDATE SKIP LOCKED) and SQLite serialises writers (BEGIN IMMEDIATE). A claim is a lease:
@@ -13,8 +13,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 
-from connector.schema import outbox, rate_slots, stage_changes, synced
-from connector.store import Store, chunks, canonical_json, from_micros, to_micros
+from connector.storage.schema import outbox, rate_slots, stage_changes, synced
+from connector.storage.store import Store, chunks, canonical_json, from_micros, to_micros
 
 LEASE_MICROS = 5 * 60 * 1_000_000
 

@@ -5,7 +5,7 @@
 2. Starts `stagesync serve` (gunicorn and the sync worker, the `log` destination) as a child
    process, its log in `stagesync-demo.log`, with prometheus_client's multiprocess mode in a
    fresh temporary directory so that `/metrics` adds up every process.
-3. Generates two years of orders (`connector.generate`) and sends them, oldest first, as signed
+3. Generates two years of orders (`connector.services.generate`) and sends them, oldest first, as signed
    Shopify webhooks over HTTP to `POST /webhooks/<shop>`: `orders/create`, then `orders/cancelled`
    or `refunds/create` for the orders cancelled or refunded later, and a few repeated deliveries,
    as Shopify's retries would. A 503 (SQLite busy) is retried, as Shopify would.
@@ -34,7 +34,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
-from connector import child_server
+from connector.services import child_server
 from connector.config import Settings, ShopSettings
 from connector.errors import UserError
 
@@ -42,7 +42,7 @@ from connector.errors import UserError
 # SQLite (measured in session 2; the slower on a busy machine).
 DEFAULT_ORDERS = 5_000
 DEMO_SHOP = "demo"
-ORDERS_PER_CUSTOMER = 3  # on average; a few buy often, most once (connector.generate)
+ORDERS_PER_CUSTOMER = 3  # on average; a few buy often, most once (connector.services.generate)
 YEARS = 2.0
 SENDERS = {"sqlite": 2, "postgresql": 4}  # concurrent deliveries; SQLite has one writer at a time
 DUPLICATE_SHARE = 0.01  # deliveries sent twice
@@ -124,8 +124,8 @@ def refund_payload(order: dict, refund_number: int, amount: Decimal, at: datetim
 def deliveries(shop: ShopSettings, n_orders: int, now: datetime, seed: int) -> list[Delivery]:
     """Two years of a shop's webhooks, signed with its secret, oldest first."""
     from adapters.platforms import shopify
-    from connector.csv_import import parse_instant
-    from connector.generate import generate_orders
+    from connector.services.csv_import import parse_instant
+    from connector.services.generate import generate_orders
 
     rng = random.Random(seed)
     currency = shop.currency or "EUR"
@@ -262,10 +262,10 @@ def demo_shop(settings: Settings, shop_id: str | None) -> ShopSettings:
 
 def run(settings: Settings, shop_id: str | None, host: str, port: int, n_orders: int, seed: int,
         out=print) -> int:
-    from connector.evaluation import recompute, snapshot
-    from connector.progress import Progress
-    from connector.reports import stage_counts, stage_table
-    from connector.store import Store
+    from connector.services.evaluation import recompute, snapshot
+    from connector.services.progress import Progress
+    from connector.services.reports import stage_counts, stage_table
+    from connector.storage.store import Store
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # a new database's migration is no news here
     shop = demo_shop(settings, shop_id)

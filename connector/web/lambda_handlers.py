@@ -31,13 +31,13 @@ if TYPE_CHECKING:
     from flask import Flask
 
     from connector.config import DestinationSettings, Settings, ShopSettings
-    from connector.ports import Destination
-    from connector.store import Store
+    from connector.domain.ports import Destination
+    from connector.storage.store import Store
 
 log = logging.getLogger("stagesync.lambda")
 
 # Stop claiming outbox batches when less than this remains of the invocation: one batch, with
-# its in-call retries (connector.sync: 3 attempts, waits capped at 30 s), must fit. What is
+# its in-call retries (connector.services.sync: 3 attempts, waits capped at 30 s), must fit. What is
 # left is drained by the next run, a minute later.
 SYNC_STOP_MARGIN_MS = 60_000
 
@@ -57,9 +57,9 @@ class Runtime:
     settings: Settings
     store: Store
     clock: Callable[[], datetime] = _utc_now
-    # None: connector.sync's default (the destination registry).
+    # None: connector.services.sync's default (the destination registry).
     destination_factory: Callable[[DestinationSettings], Destination] | None = None
-    # None: connector.backfill's poll, imported when first needed.
+    # None: connector.services.backfill's poll, imported when first needed.
     poller: Callable[[Store, ShopSettings, datetime], Any] | None = None
     _app: Flask | None = field(default=None, repr=False)
 
@@ -68,7 +68,7 @@ class Runtime:
         """Load `$STAGESYNC_CONFIG` (default ./stagesync.toml, i.e. /var/task on Lambda) with the
         environment's secrets, and open the database it names, migrating it if needed."""
         from connector import config
-        from connector.store import Store
+        from connector.storage.store import Store
 
         env = os.environ if env is None else env
         settings = config.load(env.get("STAGESYNC_CONFIG") or None, env=env)
@@ -86,7 +86,7 @@ class Runtime:
     @property
     def app(self) -> Flask:
         if self._app is None:
-            from connector.app import create_app
+            from connector.web.app import create_app
 
             self._app = create_app(self.settings, store=self.store, clock=self.clock)
         return self._app
@@ -142,7 +142,7 @@ def http_handler(event: dict, context: Any) -> dict:
 
 def sync_handler(event: dict, context: Any) -> dict:
     """Drain the outbox into the email tools, until nothing is due or the time is nearly up."""
-    from connector.sync import SyncStats, SyncWorker
+    from connector.services.sync import SyncStats, SyncWorker
 
     runtime = current()
     options = {"destination_factory": runtime.destination_factory} if runtime.destination_factory else {}
@@ -165,7 +165,7 @@ def sync_handler(event: dict, context: Any) -> dict:
 def recompute_handler(event: dict, context: Any) -> dict:
     """Re-evaluate every customer (of `event["shop"]`, else of every shop) at `event["at"]`
     (ISO 8601, else now); store and queue what changed."""
-    from connector.evaluation import recompute
+    from connector.services.evaluation import recompute
 
     runtime = current()
     now = _instant_option(event, "at") or runtime.clock()
@@ -205,7 +205,7 @@ def poll_handler(event: dict, context: Any) -> dict:
 
 def platform_poll() -> Callable[[Store, ShopSettings, datetime], Any]:
     """`stagesync poll` for one shop."""
-    from connector.backfill import poll
+    from connector.services.backfill import poll
 
     return poll
 
@@ -214,7 +214,7 @@ def backfill_handler(event: dict, context: Any) -> dict:
     """Read a shop's order history from its platform API (`stagesync backfill`), then recompute.
     Invoked by hand: `{"shop": "acme", "since": "2024-01-01"}`. An interrupted backfill (the
     15-minute limit) resumes where it stopped when invoked again with the same `since`."""
-    from connector.backfill import backfill
+    from connector.services.backfill import backfill
 
     runtime = current()
     shop_id = _option(event, "shop")
@@ -249,7 +249,7 @@ def _shops_option(event: Any, runtime: Runtime) -> set[str] | None:
 
 
 def _instant_option(event: Any, name: str) -> datetime | None:
-    from connector.csv_import import instant_option
+    from connector.services.csv_import import instant_option
 
     return instant_option(_option(event, name), f"{name}:")
 

@@ -23,20 +23,20 @@ from sqlalchemy import Connection, Engine, Executable, create_engine, delete, ev
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
-from connector import statements
+from connector.storage import statements
 from connector.errors import StorageUnavailableError
-from connector.group_commit import GroupCommit
-from connector.orders import Order
-from connector.schema import (
+from connector.storage.group_commit import GroupCommit
+from connector.domain.orders import Order
+from connector.storage.schema import (
     customers, data_requests, deliveries, orders, outbox, refunds, shop_figures, stage_changes, sync_cursors, synced,
 )
-from connector.stages import WINDOW, Bands, CustomerFigures
-from connector.statements import FIGURE_COLUMNS, STATE_COLUMNS, figures_select
+from connector.domain.stages import WINDOW, Bands, CustomerFigures
+from connector.storage.statements import FIGURE_COLUMNS, STATE_COLUMNS, figures_select
 
 HEAD_REVISION = "0003"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
-GROUP_COMMIT_LANES = 2  # PostgreSQL: webhook transactions in flight per process (connector.group_commit)
+GROUP_COMMIT_LANES = 2  # PostgreSQL: webhook transactions in flight per process (connector.storage.group_commit)
 # PostgreSQL, for the whole-shop aggregation's transaction: hash the groups in memory (85 MB for
 # 200,000 customers; a hash may take work_mem x hash_mem_multiplier 2) rather than sort on disk, in
 # one process (on 2 cores three partial hashes and their merge took longer and three times the

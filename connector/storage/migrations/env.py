@@ -1,8 +1,8 @@
-"""Alembic environment: runs on the connection `connector.store` hands over (no alembic.ini needed)."""
+"""Alembic environment: runs on the connection `connector.storage.store` hands over (no alembic.ini needed)."""
 
 from alembic import context
 
-from connector.schema import metadata
+from connector.storage.schema import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # `alembic` command line, for writing new revisions

@@ -11,12 +11,12 @@ from datetime import datetime
 from sqlalchemy import select
 
 from connector.config import ShopSettings
-from connector.evaluation import NO_FIGURES, current_shop_figures
-from connector.orders import customer_key, normalise_email, normalise_phone
-from connector.reports import iso
-from connector.schema import data_requests, stage_changes
-from connector.stages import evaluate, fields, money
-from connector.store import Store, from_micros
+from connector.services.evaluation import NO_FIGURES, current_shop_figures
+from connector.domain.orders import customer_key, normalise_email, normalise_phone
+from connector.services.reports import iso
+from connector.storage.schema import data_requests, stage_changes
+from connector.domain.stages import evaluate, fields, money
+from connector.storage.store import Store, from_micros
 
 
 def customer_view(store: Store, shop: ShopSettings, identity: str, now: datetime) -> dict | None:

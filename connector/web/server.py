@@ -15,7 +15,7 @@ import tempfile
 
 from gunicorn.app.base import BaseApplication
 
-from connector.app import webhook_threads
+from connector.web.app import webhook_threads
 from connector.config import Settings
 
 
@@ -30,14 +30,14 @@ class _Gunicorn(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self):
-        from connector.app import create_app
+        from connector.web.app import create_app
 
         return create_app(self.settings)
 
 
 def serve(settings: Settings, config_path: str | None, host: str, port: int, workers: int | None,
           with_worker: bool) -> None:
-    from connector.store import Store
+    from connector.storage.store import Store
 
     Store.open(settings.database_url).close()  # migrate once, before forking
     worker: subprocess.Popen | None = None
