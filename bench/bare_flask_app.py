@@ -94,7 +94,7 @@ def _grouped_inbox(database_url: str):
     many lanes as `stagesync serve` has on PostgreSQL): the rows of a group are pipelined INSERTs
     in one transaction."""
     from connector.storage.group_commit import GroupCommit
-    from connector.storage.store import GROUP_COMMIT_LANES
+    from connector.storage.engine import GROUP_COMMIT_LANES
 
     commits = GroupCommit(_Connections(database_url), lanes=GROUP_COMMIT_LANES)
     return lambda delivery_id, body: commits.run(_Insert((delivery_id, body)))

@@ -149,7 +149,7 @@ def pandas_child(url: str, at_us: int) -> None:
     import pandas as pd
     from sqlalchemy import create_engine, text
 
-    from connector.storage.store import normalise_url
+    from connector.storage.engine import normalise_url
 
     engine = create_engine(normalise_url(url))
     with engine.connect() as conn:
@@ -201,7 +201,7 @@ def stored_totals(url: str, at_us: int) -> dict:
     """The same totals from the customers table as left by `recompute --at`, to cross-check the baseline."""
     from sqlalchemy import create_engine, text
 
-    from connector.storage.store import normalise_url
+    from connector.storage.engine import normalise_url
 
     engine = create_engine(normalise_url(url))
     with engine.connect() as conn:
@@ -277,7 +277,7 @@ def bench_engine(engine: str, url: str, csv_path: Path, at: datetime, work: Path
 def vacuum_analyze(url: str) -> None:
     from sqlalchemy import create_engine
 
-    from connector.storage.store import normalise_url
+    from connector.storage.engine import normalise_url
 
     engine = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:

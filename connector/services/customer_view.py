@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
-
 from connector.config import ShopSettings
 from connector.services.evaluation import NO_FIGURES, current_shop_figures
 from connector.domain.orders import customer_key, normalise_email, normalise_phone
 from connector.services.reports import iso
-from connector.storage.schema import data_requests, stage_changes
 from connector.domain.stages import evaluate, fields, money
-from connector.storage.store import Store, from_micros
+from connector.storage.intake import data_requests_of
+from connector.storage.states import stage_history
+from connector.storage.store import Store
+from connector.storage.values import from_micros
 
 
 def customer_view(store: Store, shop: ShopSettings, identity: str, now: datetime) -> dict | None:
@@ -28,10 +28,8 @@ def customer_view(store: Store, shop: ShopSettings, identity: str, now: datetime
         if figures is None and state is None:
             return None
         shop_figures = current_shop_figures(store, conn, shop, now, save=False)
-        history = conn.execute(select(stage_changes).where(
-            stage_changes.c.shop_id == shop.id, stage_changes.c.customer_key == key).order_by(stage_changes.c.id))
-        requests = conn.execute(select(data_requests.c.request_id, data_requests.c.received_at).where(
-            data_requests.c.shop_id == shop.id, data_requests.c.customer_key == key))
+        history = stage_history(conn, shop.id, key)
+        requests = data_requests_of(conn, shop.id, key)
         orders = store.customer_orders(conn, shop.id, key)
         history_rows = [{"model": h.model, "from": h.from_stage, "to": h.to_stage, "at": iso(from_micros(h.at))}
                         for h in history]

@@ -27,7 +27,10 @@ from connector.domain.stages import (
     CustomerFigures, Evaluation, PhaseSettings, RfmSettings, ShopFigures, ShopMicros, evaluate, evaluate_micros,
     interval_of_span, recency_bands,
 )
-from connector.storage.store import StoredState, Store, micros_to_money, money_to_micros, state_of, to_micros
+from connector.storage.store import Store
+
+# Below this many window orders, a webhook refreshes the shop figures (shop AOV, adaptive bands)
+from connector.storage.values import micros_to_money, money_to_micros, state_of, StoredState, to_micros
 
 # Below this many window orders, a webhook refreshes the shop figures (shop AOV, adaptive bands)
 # itself: cheap for a small shop, and a young shop's figures move fast. Larger shops rely on the

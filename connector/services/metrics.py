@@ -1,4 +1,6 @@
-"""Prometheus metrics: `GET /metrics` in the text exposition format.
+"""Prometheus metrics: the counters of a process and the levels read from the database.
+
+`GET /metrics` serves them (`connector.web.metrics`).
 
 Two kinds of numbers:
 - events counted by the process that saw them: webhook answers (recorded where the answer is
@@ -20,18 +22,14 @@ it up; the database levels are right either way.
 from __future__ import annotations
 
 import os
-import time
-from dataclasses import dataclass
-from datetime import datetime
 
-from flask import Blueprint, Response, current_app, g, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
-from sqlalchemy import Connection, func, select
 
 from connector.config import Settings
-from connector.storage.schema import orders, outbox, synced
-from connector.storage.store import Store, from_micros
+from connector.storage.orders import orders_stored
+from connector.storage.outbox import QueueLevel, queue_levels
+from connector.storage.store import Store
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # SPEC section 4: a webhook is answered within 1 s (SQLite's lock wait is bounded at 0.8 s).
@@ -39,10 +37,6 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.8, 1.0, 2.5, 5.0)
 # The `status` label of a webhook answer: the JSON status for a 200, else what the code means.
 WEBHOOK_STATUS = {400: "malformed", 401: "bad_signature", 404: "unknown_shop", 413: "too_large",
                   503: "storage_unavailable"}
-EXTENSION = "stagesync_metrics"
-
-blueprint = Blueprint("metrics", __name__)
-
 
 class Metrics:
     """The events one app (or one sync worker) counts, in its own registry."""
@@ -123,45 +117,7 @@ def worker_metrics() -> Metrics:
     return Metrics() if multiprocess_dir() else NullMetrics()
 
 
-def metrics_of(app) -> Metrics:
-    return app.extensions[EXTENSION]
-
-
 # --- levels read from the database ---------------------------------------------------------------
-
-@dataclass
-class QueueLevel:
-    """One destination of one shop: items waiting, dead letters, and the last acknowledged write."""
-
-    pending: int = 0
-    dead: int = 0
-    last_success: datetime | None = None
-
-
-def queue_levels(conn: Connection, shop_id: str | None = None) -> dict[tuple[str, str], QueueLevel]:
-    """(shop, destination) -> QueueLevel, for every pair the outbox or the synced table knows."""
-    levels: dict[tuple[str, str], QueueLevel] = {}
-    counts = select(outbox.c.shop_id, outbox.c.destination, outbox.c.state, func.count()).group_by(
-        outbox.c.shop_id, outbox.c.destination, outbox.c.state)
-    last = select(synced.c.shop_id, synced.c.destination, func.max(synced.c.synced_at)).group_by(
-        synced.c.shop_id, synced.c.destination)
-    if shop_id is not None:
-        counts = counts.where(outbox.c.shop_id == shop_id)
-        last = last.where(synced.c.shop_id == shop_id)
-    for shop, destination, state, n in conn.execute(counts):
-        level = levels.setdefault((shop, destination), QueueLevel())
-        if state == "dead":
-            level.dead += n
-        else:
-            level.pending += n
-    for shop, destination, at in conn.execute(last):
-        levels.setdefault((shop, destination), QueueLevel()).last_success = from_micros(at)
-    return levels
-
-
-def orders_stored(conn: Connection) -> dict[str, int]:
-    return dict(conn.execute(select(orders.c.shop_id, func.count()).group_by(orders.c.shop_id)).all())
-
 
 class DatabaseCollector:
     """Gauges read from the database at scrape time; every configured shop and destination appears,
@@ -206,34 +162,3 @@ class DatabaseCollector:
         yield depth
         yield dead
         yield last
-
-
-# --- the blueprint -------------------------------------------------------------------------------
-
-@blueprint.record_once
-def _install(state) -> None:
-    state.app.extensions.setdefault(EXTENSION, Metrics())
-
-
-@blueprint.before_app_request
-def _start_timer() -> None:
-    g.metrics_started = time.perf_counter()
-
-
-@blueprint.after_app_request
-def _observe(response: Response) -> Response:
-    started = g.get("metrics_started")
-    if started is not None:
-        route = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        metrics_of(current_app).request_done(request.method, route, response.status_code,
-                                             time.perf_counter() - started)
-    return response
-
-
-@blueprint.get("/metrics")
-def scrape():
-    from connector.web.app import get_store
-
-    state = current_app.extensions["stagesync"]
-    body = metrics_of(current_app).exposition(get_store(), state["settings"])
-    return Response(body, mimetype=None, content_type=CONTENT_TYPE_LATEST)

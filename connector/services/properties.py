@@ -11,7 +11,7 @@ from decimal import Decimal
 from connector.config import DestinationSettings, ShopSettings
 from connector.domain.ports import PropertyValue
 from connector.domain.stages import day, money
-from connector.storage.store import StoredState, from_micros, micros_to_money
+from connector.storage.values import from_micros, micros_to_money, StoredState
 
 STAGE_FIELDS = ("rfm", "phases")
 

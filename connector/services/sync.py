@@ -28,7 +28,8 @@ from connector.config import DestinationSettings, Settings, ShopSettings
 from connector.errors import DestinationError, RetriableDestinationError, scrub
 from connector.domain.ports import ContactUpdate, Destination, StageChange
 from connector.services.properties import desired_properties, identity
-from connector.storage.store import Store, from_micros
+from connector.storage.store import Store
+from connector.storage.values import from_micros
 
 log = logging.getLogger("stagesync.sync")
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Iterable, Sequence
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 
 from connector.storage.schema import outbox, rate_slots, stage_changes, synced
-from connector.storage.store import Store, chunks, canonical_json, from_micros, to_micros
+from connector.storage.engine import Database
+from connector.storage.values import canonical_json, chunks, from_micros, to_micros
 
 LEASE_MICROS = 5 * 60 * 1_000_000
 
@@ -47,12 +49,32 @@ class DeadLetter:
     at: datetime
 
 
+class OutboxQueries:
+    """The outbox methods of `Store` (a mixin: `self` is the Store)."""
+
+    def enqueue(self, conn: Connection, shop_id: str, destinations: Sequence[str], keys: Iterable[str],
+                now: datetime) -> None:
+        """Mark these contacts as needing a sync to each destination (coalesces with pending ones;
+        a dead letter for the same contact is revived, since there is something new to send)."""
+        now_us = to_micros(now)
+        rows = [dict(shop_id=shop_id, destination=d, customer_key=k, state="pending", due_at=now_us, attempts=0,
+                     queued_at=now_us) for k in keys for d in destinations]
+        for chunk in chunks(rows, 5_000):
+            conn.execute(self.sql.enqueue, chunk)
+
+    def outbox_depth(self, conn: Connection, shop_id: str | None = None) -> int:
+        query = select(func.count()).select_from(outbox).where(outbox.c.state == "pending")
+        if shop_id:
+            query = query.where(outbox.c.shop_id == shop_id)
+        return conn.execute(query).scalar_one()
+
+
 def _claimable(now_us: int):
     return and_(outbox.c.state == "pending", outbox.c.due_at <= now_us,
                 or_(outbox.c.claimed_until.is_(None), outbox.c.claimed_until < now_us))
 
 
-def due_group(store: Store, conn: Connection, now: datetime, shops: set[str] | None = None) -> tuple[str, str] | None:
+def due_group(store: Database, conn: Connection, now: datetime, shops: set[str] | None = None) -> tuple[str, str] | None:
     """The (shop, destination) whose oldest due item has waited longest; None when nothing is due."""
     query = select(outbox.c.shop_id, outbox.c.destination).where(_claimable(to_micros(now)))
     if shops is not None:
@@ -61,7 +83,7 @@ def due_group(store: Store, conn: Connection, now: datetime, shops: set[str] | N
     return None if row is None else (row.shop_id, row.destination)
 
 
-def claim(store: Store, conn: Connection, worker: str, now: datetime, group: tuple[str, str], limit: int) -> list[Item]:
+def claim(store: Database, conn: Connection, worker: str, now: datetime, group: tuple[str, str], limit: int) -> list[Item]:
     """Claim up to `limit` due items of one (shop, destination), oldest first, for `worker`."""
     now_us = to_micros(now)
     query = (select(outbox.c.id, outbox.c.shop_id, outbox.c.destination, outbox.c.customer_key,
@@ -101,7 +123,7 @@ def changes_after(conn: Connection, shop_id: str, after: dict[str, int]) -> dict
     return found
 
 
-def acknowledge(store: Store, conn: Connection, done: list[tuple[Item, dict | None, int]], now: datetime) -> None:
+def acknowledge(store: Database, conn: Connection, done: list[tuple[Item, dict | None, int]], now: datetime) -> None:
     """The destination now holds these properties (None: the contact was cleared and is forgotten).
 
     Remembers them and finishes the items (unless re-queued meanwhile)."""
@@ -113,7 +135,7 @@ def acknowledge(store: Store, conn: Connection, done: list[tuple[Item, dict | No
             for item, properties, last_change_id in done if properties is not None]
     forgotten = [item.customer_key for item, properties, _ in done if properties is None]
     if kept:
-        statement = store._insert(synced)
+        statement = store.insert_for(synced)
         conn.execute(statement.on_conflict_do_update(
             index_elements=[synced.c.shop_id, synced.c.destination, synced.c.customer_key],
             set_={k: statement.excluded[k] for k in ("properties", "last_change_id", "synced_at")}), kept)
@@ -171,12 +193,44 @@ def next_due(conn: Connection) -> datetime | None:
     return from_micros(value)
 
 
-def reserve_slot(store: Store, conn: Connection, key: str, now: datetime, spacing_micros: int, cost: int) -> datetime:
+def reserve_slot(store: Database, conn: Connection, key: str, now: datetime, spacing_micros: int, cost: int) -> datetime:
     """Reserve `cost` consecutive request slots; returns when the first may start (maybe now)."""
-    conn.execute(store._insert(rate_slots).values(key=key, next_free_at=0).on_conflict_do_nothing())
+    conn.execute(store.insert_for(rate_slots).values(key=key, next_free_at=0).on_conflict_do_nothing())
     now_us = to_micros(now)
     greatest = func.max if store.dialect == "sqlite" else func.greatest
     end = conn.execute(update(rate_slots).where(rate_slots.c.key == key)
                        .values(next_free_at=greatest(rate_slots.c.next_free_at, now_us) + spacing_micros * cost)
                        .returning(rate_slots.c.next_free_at)).scalar_one()
     return from_micros(end - spacing_micros * cost)
+
+
+# --- levels (metrics, dashboard) ---------------------------------------------------------------
+
+@dataclass
+class QueueLevel:
+    """One destination of one shop: items waiting, dead letters, and the last acknowledged write."""
+
+    pending: int = 0
+    dead: int = 0
+    last_success: datetime | None = None
+
+
+def queue_levels(conn: Connection, shop_id: str | None = None) -> dict[tuple[str, str], QueueLevel]:
+    """(shop, destination) -> QueueLevel, for every pair the outbox or the synced table knows."""
+    levels: dict[tuple[str, str], QueueLevel] = {}
+    counts = select(outbox.c.shop_id, outbox.c.destination, outbox.c.state, func.count()).group_by(
+        outbox.c.shop_id, outbox.c.destination, outbox.c.state)
+    last = select(synced.c.shop_id, synced.c.destination, func.max(synced.c.synced_at)).group_by(
+        synced.c.shop_id, synced.c.destination)
+    if shop_id is not None:
+        counts = counts.where(outbox.c.shop_id == shop_id)
+        last = last.where(synced.c.shop_id == shop_id)
+    for shop, destination, state, n in conn.execute(counts):
+        level = levels.setdefault((shop, destination), QueueLevel())
+        if state == "dead":
+            level.dead += n
+        else:
+            level.pending += n
+    for shop, destination, at in conn.execute(last):
+        levels.setdefault((shop, destination), QueueLevel()).last_success = from_micros(at)
+    return levels

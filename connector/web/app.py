@@ -23,10 +23,12 @@ from connector.errors import (
     quoted,
 )
 from connector.storage.store import Store
+from connector.web import dashboard, metrics
+from connector.web.context import EXTENSION, app_state, get_store
+from connector.web.metrics import metrics_of
 
 MAX_BODY_BYTES = 1024 * 1024  # SPEC section 4: 413 beyond 1 MiB
 LOGGED_REASON_LIMIT = 300  # characters of a refusal's reason in a webhook's answer line (other fields: QUOTE_LIMIT)
-WEBHOOK_BUSY_TIMEOUT_MS = 800  # SPEC section 4: answer within 1 s; a locked SQLite answers 503 instead
 # Threads per gunicorn worker (`stagesync serve`), by database. A webhook mostly waits for its
 # transaction (connector.storage.group_commit): while some wait, the others verify and parse theirs, and
 # the more wait together, the more they share (bench/RESULTS.md: 32 threads gave PostgreSQL 15-20%
@@ -47,7 +49,7 @@ admin = Blueprint("admin", __name__)
 def create_app(settings: Settings, store: Store | None = None, clock: Callable[[], datetime] | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    app.extensions["stagesync"] = {
+    app.extensions[EXTENSION] = {
         "settings": settings,
         "store": store,
         "clock": clock or (lambda: datetime.now(timezone.utc)),
@@ -56,9 +58,6 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
     app.register_blueprint(webhooks)
     app.register_blueprint(health)
     app.register_blueprint(admin)
-    from connector.web import dashboard
-    from connector.services import metrics
-
     app.register_blueprint(metrics.blueprint)
     app.register_blueprint(dashboard.blueprint)
     app.before_request(_start_request)
@@ -66,21 +65,6 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
     app.errorhandler(RequestEntityTooLarge)(lambda exc: (jsonify(error="body over 1 MiB"), 413))
     app.errorhandler(HTTPException)(lambda exc: (jsonify(error=exc.description), exc.code))
     return app
-
-
-def _state() -> dict:
-    return current_app.extensions["stagesync"]
-
-
-def get_store() -> Store:
-    """The app's store, opened on first use in each worker process (never at import or fork time)."""
-    state = _state()
-    if state["store"] is None:
-        with state["store_lock"]:  # gunicorn's threads may all arrive at once
-            if state["store"] is None:
-                state["store"] = Store.open(state["settings"].database_url, migrate=False,
-                                            busy_timeout_ms=WEBHOOK_BUSY_TIMEOUT_MS, pre_ping=False)
-    return state["store"]
 
 
 def _start_request() -> None:
@@ -94,13 +78,13 @@ def _start_request() -> None:
 def receive_webhook(shop_id: str):
     from connector.services.ingest import receive
 
-    settings: Settings = _state()["settings"]
+    settings: Settings = app_state()["settings"]
     shop = settings.shops.get(shop_id)
     if shop is None:
         return jsonify(error=f"unknown shop {shop_id!r}"), 404
     body = request.get_data(cache=False)  # the raw bytes, exactly as signed; 413 past the limit
     try:
-        receipt = receive(get_store(), shop, request.headers, body, _state()["clock"]())
+        receipt = receive(get_store(), shop, request.headers, body, app_state()["clock"]())
     except SignatureError as exc:
         _log_answer(shop, 401, reason=str(exc))
         return jsonify(error="invalid or missing signature"), 401
@@ -118,8 +102,6 @@ def receive_webhook(shop_id: str):
 
 
 def _log_answer(shop, code: int, **fields) -> None:
-    from connector.services.metrics import metrics_of
-
     elapsed_ms = (time.perf_counter() - g.started) * 1000
     shown = {k: quoted(str(v), LOGGED_REASON_LIMIT if k == "reason" else QUOTE_LIMIT) for k, v in fields.items() if v}
     details = " ".join(f"{k}={v}" for k, v in shown.items())
@@ -141,7 +123,7 @@ def healthz():
 # --- admin API (bearer token) ------------------------------------------------------------------
 
 def _authorised() -> bool:
-    token = _state()["settings"].admin_token
+    token = app_state()["settings"].admin_token
     given = request.headers.get("Authorization", "")
     return bool(token) and given.startswith("Bearer ") and hmac.compare_digest(
         given[len("Bearer "):].encode(), token.encode())
@@ -157,7 +139,7 @@ def _require_admin_token():
 
 def _admin_shop(shop_id: str):
     try:
-        return _state()["settings"].shop(shop_id)
+        return app_state()["settings"].shop(shop_id)
     except UnknownShopError as exc:
         from flask import abort
 
@@ -170,7 +152,7 @@ def shop_stages(shop_id: str):
     from connector.services.reports import stage_counts
 
     shop = _admin_shop(shop_id)
-    return jsonify(stage_counts(snapshot(get_store(), shop, _state()["clock"]())))
+    return jsonify(stage_counts(snapshot(get_store(), shop, app_state()["clock"]())))
 
 
 @admin.get("/shops/<shop_id>/customers/<path:identity>")
@@ -178,7 +160,7 @@ def shop_customer(shop_id: str, identity: str):
     from connector.services.customer_view import customer_view
 
     shop = _admin_shop(shop_id)
-    view = customer_view(get_store(), shop, identity, _state()["clock"]())
+    view = customer_view(get_store(), shop, identity, app_state()["clock"]())
     if view is None:
         return jsonify(error=f"no customer {mask(identity)!r} in shop {shop.id}"), 404
     return jsonify(view)

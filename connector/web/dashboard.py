@@ -24,18 +24,19 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
-from connector.storage import outbox
 from connector.config import Settings, ShopSettings
-from connector.errors import UnknownShopError, mask
-from connector.services.evaluation import Snapshot, snapshot
-from connector.services.metrics import QueueLevel, queue_levels
 from connector.domain.orders import ZERO
-from connector.services.reports import stage_counts
-from connector.storage.schema import stage_changes
 from connector.domain.stages import MODELS, RFM_STAGES
-from connector.storage.store import to_micros
+from connector.errors import UnknownShopError, mask
+from connector.services.customer_view import customer_view
+from connector.services.evaluation import Snapshot, snapshot
+from connector.services.reports import stage_counts
+from connector.storage import outbox
+from connector.storage.outbox import QueueLevel, queue_levels
+from connector.storage.states import stage_movements
+from connector.web.context import get_store
 
 MOVEMENT_WINDOW = timedelta(weeks=8)
 DEAD_LETTERS_SHOWN = 50
@@ -198,11 +199,8 @@ def movements(conn: Connection, shop_id: str, model: str, now: datetime,
               window: timedelta = MOVEMENT_WINDOW) -> Counter:
     """(from, to) -> number of stage changes recorded in (now - window, now]; from is NEW for a
     customer's first stage."""
-    query = (select(stage_changes.c.from_stage, stage_changes.c.to_stage, func.count())
-             .where(stage_changes.c.shop_id == shop_id, stage_changes.c.model == model,
-                    stage_changes.c.at > to_micros(now - window), stage_changes.c.at <= to_micros(now))
-             .group_by(stage_changes.c.from_stage, stage_changes.c.to_stage))
-    return Counter({(before or NEW, after): n for before, after, n in conn.execute(query)})
+    rows = stage_movements(conn, shop_id, model, now - window, now)
+    return Counter({(before or NEW, after): n for before, after, n in rows})
 
 
 @dataclass(frozen=True)
@@ -247,7 +245,6 @@ def index():
 
 @blueprint.get("/dashboard/<shop_id>")
 def shop_dashboard(shop_id: str):
-    from connector.web.app import get_store
 
     shop = _shop(shop_id)
     now = _now()
@@ -290,8 +287,6 @@ def _other_model_url(shop_id: str, model: str) -> str:
 
 @blueprint.get("/dashboard/<shop_id>/customer")
 def customer(shop_id: str):
-    from connector.web.app import get_store
-    from connector.services.customer_view import customer_view
 
     shop = _shop(shop_id)
     query = request.args.get("q", "").strip()
@@ -303,7 +298,6 @@ def customer(shop_id: str):
 @blueprint.post("/dashboard/<shop_id>/replay")
 def replay(shop_id: str):
     """Re-queue the shop's dead letters (one, by `id`, or all) for an immediate new attempt."""
-    from connector.web.app import get_store
 
     shop = _shop(shop_id)
     ids = [int(request.form["id"])] if request.form.get("id", "").isdigit() else None

@@ -28,7 +28,8 @@ from connector.web.app import create_app
 from connector.errors import PayloadError
 from connector.domain.inbound import Inbound, RecordRefund, UpsertOrder
 from connector.storage.schema import customers, deliveries, orders, outbox, refunds, stage_changes
-from connector.storage.store import Store, money_to_micros, to_micros
+from connector.storage.store import Store
+from connector.storage.values import money_to_micros, to_micros
 from tests.conftest import NOW
 from tests.senders import SECRETS, SENDERS, shops_toml
 

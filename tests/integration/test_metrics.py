@@ -13,7 +13,7 @@ from connector import config
 from connector.web.app import create_app
 from connector.errors import FatalDestinationError
 from connector.logs import JsonFormatter
-from connector.services.metrics import metrics_of
+from connector.web.metrics import metrics_of
 from connector.storage.outbox import replay
 from connector.domain.ports import Destination
 from connector.storage.store import Store

@@ -12,7 +12,7 @@ from datetime import timedelta
 from connector.services import evaluation
 from connector.services.csv_import import row_to_order
 from connector.services.generate import generate_orders
-from connector.storage.store import StoredState
+from connector.storage.values import StoredState
 from tests.conftest import NOW
 
 

@@ -17,7 +17,7 @@ from connector.config import ShopSettings
 from connector.services.evaluation import NOT_STORED, build_shop_figures, next_state, next_state_micros, shop_micros
 from connector.domain.orders import Order
 from connector.domain.stages import PhaseSettings, RfmSettings, customer_figures, evaluate
-from connector.storage.store import StoredState, money_to_micros, to_micros
+from connector.storage.values import money_to_micros, StoredState, to_micros
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
 DAY, MICRO = timedelta(days=1), timedelta(microseconds=1)
