@@ -92,12 +92,12 @@ class OrderFactory:
     """Distinct Shopify orders (ids never repeat across calls), from a pool of customers.
 
     Each is the documented orders/create fixture signed with the shop's secret
-    (tests/senders.py), placed within the last 360 days, so every one counts in the window. The
+    (tests/fakes/senders.py), placed within the last 360 days, so every one counts in the window. The
     customers are those of the seeded history (`customer<n>@example.com`, connector.services.generate).
     """
 
     def __init__(self, customers: int, seed: int = 7):
-        from tests.senders import ShopifySender
+        from tests.fakes.senders import ShopifySender
 
         self.sender = ShopifySender(secret=SECRET)
         self.customers = customers

@@ -28,7 +28,7 @@ from connector.services.properties import desired_properties
 from connector.storage.store import Store
 from connector.services.sync import SyncWorker
 from tests.fakes.vendor_server import FakeVendor, Recorded, _json, omnisend_vendor
-from tests.senders import SECRETS, ShopifySender
+from tests.fakes.senders import SECRETS, ShopifySender
 
 CONTACTS = 24
 RATE_PER_MINUTE = 600  # one request every 0.1 s

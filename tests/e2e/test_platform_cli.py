@@ -13,8 +13,8 @@ from connector import config
 from connector.cli import main
 from connector.services.ingest import receive
 from connector.storage.store import Store
-from tests.platform_fakes import SHOPIFY_TOKEN, FakeShopify, fixture, generated_orders
-from tests.senders import SECRETS, ShopifySender
+from tests.fakes.platforms import SHOPIFY_TOKEN, FakeShopify, fixture, generated_orders
+from tests.fakes.senders import SECRETS, ShopifySender
 
 AT = datetime(2026, 6, 1, tzinfo=timezone.utc)
 CONFIG = """

@@ -18,8 +18,8 @@ from connector.errors import RetriablePlatformError
 from connector.services.ingest import receive
 from connector.storage.schema import customers, orders, outbox
 from tests.conftest import NOW
-from tests.platform_fakes import SHOPIFY_TOKEN, FakeShopify, NoSleep, fixture, shopify_node
-from tests.senders import SECRETS, ShopifySender
+from tests.fakes.platforms import SHOPIFY_TOKEN, FakeShopify, NoSleep, fixture, shopify_node
+from tests.fakes.senders import SECRETS, ShopifySender
 
 TOML = f"""
 database_url = "sqlite:///unused.db"

@@ -20,7 +20,7 @@ from connector.services.ingest import receive
 from connector.storage.schema import customers, orders
 from connector.domain.stages import Bands
 from tests.conftest import NOW
-from tests.senders import ShopifySender, shops_toml
+from tests.fakes.senders import ShopifySender, shops_toml
 
 ROUNDS = 10
 AT_ONCE = 4

@@ -20,7 +20,7 @@ from connector.storage.schema import outbox
 from connector.storage.store import Store
 from connector.services.sync import SyncWorker
 from tests.conftest import NOW
-from tests.senders import ShopifySender, shops_toml
+from tests.fakes.senders import ShopifySender, shops_toml
 
 TOKEN = "test-admin-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

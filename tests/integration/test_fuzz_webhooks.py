@@ -31,7 +31,7 @@ from connector.storage.schema import customers, deliveries, orders, outbox, refu
 from connector.storage.store import Store
 from connector.storage.values import money_to_micros, to_micros
 from tests.conftest import NOW
-from tests.senders import SECRETS, SENDERS, shops_toml
+from tests.fakes.senders import SECRETS, SENDERS, shops_toml
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 INT64 = 2**63 - 1

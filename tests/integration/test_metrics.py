@@ -19,7 +19,7 @@ from connector.domain.ports import Destination
 from connector.storage.store import Store
 from connector.services.sync import SyncWorker
 from tests.conftest import NOW
-from tests.senders import SECRETS, ShopifySender, shops_toml
+from tests.fakes.senders import SECRETS, ShopifySender, shops_toml
 
 PLACED = NOW - timedelta(days=3)
 

@@ -13,7 +13,7 @@ from connector.web.app import create_app
 from connector.storage.schema import customers, data_requests, deliveries, orders, outbox
 from connector.storage.store import Store
 from tests.conftest import NOW
-from tests.senders import SENDERS, ShopifySender, fixture, shops_toml
+from tests.fakes.senders import SENDERS, ShopifySender, fixture, shops_toml
 
 PLATFORMS = tuple(SENDERS)
 PLACED = NOW - timedelta(days=3)

@@ -15,7 +15,7 @@ from adapters.platforms.bigcommerce import SECRET_HEADER, BigCommerceOrders, ord
 from connector.config import ShopSettings
 from connector.errors import PayloadError, PlatformAuthError, RetriablePlatformError, SignatureError
 from connector.domain.inbound import DeleteOrder, UpsertOrder
-from tests.platform_fakes import NoSleep, fixture
+from tests.fakes.platforms import NoSleep, fixture
 
 SECRET = "bc-hook-secret-7d1f0a9e3c"
 TOKEN = "bc_access_token_5a4b3c2d1e0f9a8b7c6d"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from adapters.platforms import shopify, standard, woocommerce
 
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURES = Path(__file__).parents[1] / "fixtures"
 SECRETS = {
     "shopify": "shpss_test_secret_0123456789",
     "woocommerce": "wc-test-secret-0123456789",
