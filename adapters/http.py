@@ -222,7 +222,7 @@ def one_by_one(items: Sequence[T], send_one: Callable[[T], object]) -> list[Item
     return failures
 
 
-# How each field of SPEC 2.3 is typed in a tool that types its properties.
+# How each field of docs/rules.md, 'Fields a destination can write', is typed in a tool that types its properties.
 FIELD_KINDS = {"rfm": "text", "phases": "text", "orders_365d": "number", "orders_total": "number",
                "aov_365d": "number", "total_spent": "number", "first_order_date": "date",
                "last_order_date": "date", "rfm_since": "date"}
@@ -239,7 +239,8 @@ class HttpDestination(Destination):
                  shop: str | None = None):
         self.name = settings.name
         self.shop = shop  # the shop this account belongs to (sent by the webhook destination)
-        self.properties = dict(settings.properties)  # property name in the tool -> field (SPEC 2.3)
+        # property name in the tool -> field (docs/rules.md, 'Fields a destination can write')
+        self.properties = dict(settings.properties)
         self.api_key = str(settings.options.get("api_key") or "")
         self.base_url = (settings.base_url or self.base_url_default).rstrip("/")
         self.rate_per_minute = settings.rate_per_minute or self.default_rate_per_minute

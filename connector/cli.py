@@ -1,4 +1,4 @@
-"""The `stagesync` command (SPEC section 5).
+"""The `stagesync` command (docs/cli.md).
 
 Parsing and dispatch only: each command is a small function over the store and the pipeline.
 Errors are mapped to exit codes here and nowhere else: 0 success, 1 user error (one line on

@@ -1,4 +1,4 @@
-"""`stagesync.toml` -> typed settings (SPEC section 3).
+"""`stagesync.toml` -> typed settings (docs/configuration.md).
 
 `${NAME}` in any string is replaced by environment variable NAME. Every problem found is
 collected and raised together as one `ConfigError`; no message ever holds a secret's value.
@@ -35,7 +35,8 @@ SECRET_KEYS = frozenset({"webhook_secret", "admin_token", "api_key", "access_tok
 class DestinationSettings:
     type: str
     name: str  # unique within the shop; defaults to the type
-    properties: Mapping[str, str]  # property name in the tool -> field of SPEC 2.3
+    # property name in the tool -> field of docs/rules.md, 'Fields a destination can write'
+    properties: Mapping[str, str]
     events: bool
     base_url: str | None
     rate_per_minute: int | None

@@ -10,7 +10,7 @@ trigger several topics (a cancellation and its refund) that must not de-duplicat
 Orders are mapped from the REST order payload (the webhook reference's orders/create sample):
 `total` is the original `total_price` in the shop's currency and `refunded` the sum of the
 successful refund transactions, converted to the shop's currency when they were made in the
-customer's (presentment) currency, so that amount = total - refunded (SPEC 1).
+customer's (presentment) currency, so that amount = total - refunded (docs/rules.md, 'Amounts and currencies').
 """
 
 from __future__ import annotations

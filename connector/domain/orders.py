@@ -1,4 +1,4 @@
-"""The canonical order and customer identity (SPEC section 1).
+"""The canonical order and customer identity (docs/rules.md, 'Words', 'Customer identity' and 'Valid orders').
 
 Every platform adapter translates its payload into an `Order`; everything downstream
 (storage, stage models, sync) only ever sees this shape. Pure: no I/O, no clock.
@@ -70,7 +70,7 @@ def customer_key(email: str | None, phone: str | None) -> str | None:
 
 
 def to_utc(moment: datetime) -> datetime:
-    """An aware UTC datetime; a naive one is taken as UTC (SPEC section 6). ValueError outside
+    """An aware UTC datetime; a naive one is taken as UTC (docs/cli.md, 'import'). ValueError outside
     the years 1900 to 2199 (an instant at datetime's own bounds cannot even be moved to UTC)."""
     try:
         utc = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
@@ -182,8 +182,9 @@ class Order:
         if self.test or self.status in _EXCLUDED_STATUSES:
             return False
         if self.status == "refunded" and self.refunded == ZERO:
-            # A "refunded" status without an amount means the whole order was refunded; by the
-            # SPEC's rule (refunded >= total and total > 0) a zero-total order still counts.
+            # A "refunded" status without an amount means the whole order was refunded; by the rule
+            # of docs/rules.md, 'Valid orders' (refunded >= total and total > 0), a zero-total order
+            # still counts.
             return self.total == ZERO
         return not (self.total > ZERO and self.refunded >= self.total)
 

@@ -1,4 +1,4 @@
-"""The two stage models of SPEC section 2: `rfm` (Omnisend's lifecycle stages) and `phases`.
+"""The two stage models of docs/rules.md: `rfm` (Omnisend's lifecycle stages) and `phases`.
 
 Pure functions of (customer figures, shop figures, settings, now): no clock, no I/O.
 `customer_figures` derives one customer's figures from their orders; the store computes the
@@ -206,7 +206,7 @@ def is_frequent(orders_365d: int, high_value: bool) -> bool:
 
 def rfm_stage(orders_total: int, orders_365d: int, recency: int | None, frequent: bool, high_value: bool,
               bands: Bands) -> str:
-    """SPEC 2.1, first match wins."""
+    """docs/rules.md, 'The `rfm` model': first match wins."""
     if orders_total == 0:
         return "prospect"
     if orders_365d == 0:
@@ -224,7 +224,7 @@ def rfm_stage(orders_total: int, orders_365d: int, recency: int | None, frequent
 
 
 def phase(orders_total: int, orders_365d: int, recency: int | None, settings: PhaseSettings) -> str:
-    """SPEC 2.2, first match wins."""
+    """docs/rules.md, 'The `phases` model': first match wins."""
     if orders_total == 0:
         return "conquest"
     assert recency is not None
@@ -280,7 +280,7 @@ def day(moment: datetime | None) -> str | None:
 
 
 def fields(evaluation: Evaluation, rfm_since: date | None = None) -> dict[str, object]:
-    """The fields of SPEC 2.3 a destination can write, by their SPEC names."""
+    """The fields a destination can write, by their names in docs/rules.md, 'Fields a destination can write'."""
     f = evaluation.figures
     return {
         "rfm": evaluation.rfm,

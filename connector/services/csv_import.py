@@ -1,4 +1,4 @@
-"""CSV import of historical orders (SPEC section 6).
+"""CSV import of historical orders (docs/cli.md, 'import').
 
 Two passes over the file: the first validates every row (so that a bad row imports nothing,
 or, with `skip_invalid`, so that every rejected line is listed), the second loads the valid

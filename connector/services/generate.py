@@ -3,7 +3,7 @@
 Edge cases are placed relative to an instant `at`: orders exactly 365 days before it and one
 second either side, recencies on every band boundary (39/40, 89/90, 179/180 days), orders after
 `at`, cancelled, refunded (fully and partly), test-free zero totals, phone-only and anonymous
-orders. Rows use the CSV columns of SPEC section 6.
+orders. Rows use the CSV columns of docs/cli.md, 'import'.
 """
 
 from __future__ import annotations

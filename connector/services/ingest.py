@@ -1,4 +1,5 @@
-"""A webhook delivery, from raw bytes to committed state, in one transaction (SPEC section 4).
+"""A webhook delivery, from raw bytes to committed state, in one transaction (docs/architecture.md,
+'The path of one webhook').
 
 verify the raw body (before any parsing) -> parse into platform-neutral actions -> in ONE
 transaction: de-duplicate by delivery id, apply the actions, re-evaluate every customer they

@@ -32,7 +32,8 @@ from connector.storage.outbox import QueueLevel, queue_levels
 from connector.storage.store import Store
 
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
-# SPEC section 4: a webhook is answered within 1 s (SQLite's lock wait is bounded at 0.8 s).
+# A webhook is answered within 1 s (SQLite's lock wait is bounded at 0.8 s): docs/architecture.md,
+# 'The path of one webhook'.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.8, 1.0, 2.5, 5.0)
 # The `status` label of a webhook answer: the JSON status for a 200, else what the code means.
 WEBHOOK_STATUS = {400: "malformed", 401: "bad_signature", 404: "unknown_shop", 413: "too_large",

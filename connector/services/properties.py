@@ -1,7 +1,7 @@
 """What a destination should hold for a contact: its configured properties, from the stored state.
 
 Pure: a stored state (or None for a redacted customer) and the destination's mapping in, the
-property values out, with the shop's labels applied to stage values (SPEC 2.3).
+property values out, with the shop's labels applied to stage values (docs/rules.md, 'Fields a destination can write').
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ STAGE_FIELDS = ("rfm", "phases")
 
 
 def field_values(state: StoredState, shop: ShopSettings) -> dict[str, PropertyValue]:
-    """Every field of SPEC 2.3 for one customer, stage values as labelled for the shop."""
+    """Every field of docs/rules.md, 'Fields a destination can write', for one customer, stage values
+    as labelled for the shop."""
     aov = micros_to_money(state.amount_365d) / state.orders_365d if state.orders_365d else None
     return {
         "rfm": shop.label(state.rfm),

@@ -2,7 +2,7 @@
 
 Instants are stored as integer microseconds since the Unix epoch (UTC) and amounts as integer
 millionths of the shop's currency ("micros"). Both engines then compare, sum and subtract them
-exactly and fast: the 365-day window and the day counts of SPEC section 2 are to the microsecond,
+exactly and fast: the 365-day window and the day counts of docs/rules.md are to the microsecond,
 and no float ever touches money. `connector.storage.store` converts at the boundary.
 
 The schema is versioned by Alembic (`connector/storage/migrations`); a change here needs a new revision.

@@ -1,4 +1,4 @@
-"""The Flask application (SPEC section 4): webhooks in, health, the admin API.
+"""The Flask application (docs/architecture.md, 'The path of one webhook'): webhooks in, health, the admin API.
 
 `create_app(settings)` builds everything; nothing happens at import time. Errors raised by the
 core are mapped to HTTP answers here only.
@@ -27,7 +27,7 @@ from connector.web import dashboard, metrics
 from connector.web.context import EXTENSION, app_state, get_store
 from connector.web.metrics import metrics_of
 
-MAX_BODY_BYTES = 1024 * 1024  # SPEC section 4: 413 beyond 1 MiB
+MAX_BODY_BYTES = 1024 * 1024  # 413 beyond 1 MiB (docs/architecture.md, 'The path of one webhook')
 LOGGED_REASON_LIMIT = 300  # characters of a refusal's reason in a webhook's answer line (other fields: QUOTE_LIMIT)
 # Threads per gunicorn worker (`stagesync serve`), by database. A webhook mostly waits for its
 # transaction (connector.storage.group_commit): while some wait, the others verify and parse theirs, and

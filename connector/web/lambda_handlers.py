@@ -126,7 +126,8 @@ def use(runtime: Runtime | None) -> Runtime | None:
 
 def http_handler(event: dict, context: Any) -> dict:
     """API Gateway (HTTP API or REST API, Lambda proxy integration) -> the Flask app. A database
-    that does not answer on a cold start is a 503, as in the app (SPEC section 4): the platform retries."""
+    that does not answer on a cold start is a 503, as in the app (docs/architecture.md, 'The path of
+    one webhook'): the platform retries."""
     import serverless_wsgi
 
     try:

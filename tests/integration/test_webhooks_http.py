@@ -1,4 +1,5 @@
-"""Every answer of SPEC section 4, on every webhook platform, through Flask, on both engines."""
+"""Every answer of docs/architecture.md, 'The path of one webhook', on every webhook platform,
+through Flask, on both engines."""
 
 from __future__ import annotations
 

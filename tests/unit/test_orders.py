@@ -1,4 +1,5 @@
-"""Customer identity and order validity (SPEC section 1): `connector.domain.orders`."""
+"""Customer identity and order validity (docs/rules.md, 'Customer identity', 'Valid orders'):
+`connector.domain.orders`."""
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal

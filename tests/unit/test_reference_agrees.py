@@ -1,6 +1,6 @@
 """`connector.domain.stages` and the independent `tests.reference_stages` agree on random shops.
 
-Seeded random orders, biased towards the places where two readings of SPEC section 2 could
+Seeded random orders, biased towards the places where two readings of docs/rules.md could
 differ: orders exactly at the window's edge and at the recency boundaries, refunds of every size,
 zero totals, test and future orders, orders without a customer, ties at the shop's AOV, shops
 with and without enough returning customers for adaptive bands.
