@@ -1,8 +1,8 @@
 """The `stagesync` command: `stagesync [--config PATH] COMMAND`, on click.
 
 One module per group of commands (`checks`, `history`, `views`, `delivery`, `running`), each command's
-options beside it; `common` holds what they share and `output` what they print. Command bodies only
-call the services and print. Errors are mapped to exit codes here and nowhere else (docs/cli.md):
+options beside it; `common` holds what they share, `output` what they print, and `runs` the little
+logic the old CLI held, until it moves to the services. Command bodies only call and print. Errors are mapped to exit codes here and nowhere else (docs/cli.md):
 0 success, 1 user error (one message on stderr, no traceback), 2 usage error (click), 130 interrupted.
 """
 
