@@ -1,12 +1,10 @@
-"""Every adapter stagesync can use, by name: one registry per kind, all of the same form.
+"""Every adapter stagesync can use, by name: one registry per port, all of the same form.
 
-Each registry maps a name, as written in `stagesync.toml`, to "package.module:Attribute" (or just
-"package.module" when the module itself is the adapter, as for the platforms' webhook modules).
-Nothing is imported until a name is first used: reading the registries costs nothing, so the
-configuration takes its valid names from here (`connector.config`), and the Shopify SDK is only
-imported by a shop that backfills from Shopify. An unknown name fails with the valid names listed.
-
-Adding a platform or a destination: write its module (see docs/architecture.md), then add one line here.
+A registry reads its names and targets ("package.module:Attribute") from `connector.ports`
+(`WEBHOOK_ADAPTERS`, `API_CLIENTS`, `DESTINATION_ADAPTERS`), where the configuration reads its valid
+names without importing any adapter, and imports each adapter the first time its name is used:
+the Shopify SDK is only imported by a shop that backfills from Shopify. An unknown name fails with
+the valid names listed.
 """
 
 from __future__ import annotations
@@ -14,6 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import Any, Iterator, Mapping
 
+from connector import ports
 from connector.errors import ConfigError
 
 
@@ -57,29 +56,6 @@ class Registry(Mapping[str, Any]):
         return self[name]
 
 
-# Webhook adapters: a module of functions (`connector.ports.Platform`) per shop platform.
-PLATFORMS = Registry("platform", {
-    "shopify": "adapters.platforms.shopify",
-    "woocommerce": "adapters.platforms.woocommerce",
-    "wizishop": "adapters.platforms.wizishop",  # documents no signed webhooks: orders come by `stagesync poll`
-    "bigcommerce": "adapters.platforms.bigcommerce",  # its webhook carries an order id: `fetch` reads the order
-    "standard": "adapters.platforms.standard",
-})
-
-# Platform API clients (`connector.ports.OrderSource`): backfill and polling.
-PLATFORM_APIS = Registry("platform API client", {
-    "shopify": "adapters.platforms.shopify_api:ShopifyOrders",
-    "woocommerce": "adapters.platforms.woocommerce_api:WooCommerceOrders",
-    "wizishop": "adapters.platforms.wizishop:WiziShopOrders",
-    "bigcommerce": "adapters.platforms.bigcommerce:BigCommerceOrders",
-})
-
-# Destinations (`connector.ports.Destination`): each class names its typed settings (`settings_class`).
-DESTINATIONS = Registry("destination type", {
-    "omnisend": "adapters.destinations.omnisend:Omnisend",
-    "klaviyo": "adapters.destinations.klaviyo:Klaviyo",
-    "mailchimp": "adapters.destinations.mailchimp:Mailchimp",
-    "brevo": "adapters.destinations.brevo:Brevo",
-    "webhook": "adapters.destinations.webhook:Webhook",
-    "log": "adapters.destinations.log:LogDestination",
-})
+PLATFORMS = Registry("platform", ports.WEBHOOK_ADAPTERS)  # Platform: a module of functions each
+PLATFORM_APIS = Registry("platform API client", ports.API_CLIENTS)  # OrderSource: backfill and polling
+DESTINATIONS = Registry("destination type", ports.DESTINATION_ADAPTERS)  # Destination, with its `settings_class`

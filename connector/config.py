@@ -14,13 +14,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Mapping
 
-from adapters import registry
+from connector import ports
 from connector.errors import ConfigError
 from connector.stages import RFM_STAGES, PHASES, PhaseSettings, RfmSettings
 
-# The valid names are the registered adapters' (adapters/registry.py: names only, nothing imported).
-PLATFORMS = registry.PLATFORMS.names()
-DESTINATION_TYPES = registry.DESTINATIONS.names()
+# The valid names are those of the registered adapters (connector.ports: names only, nothing imported).
+PLATFORMS = tuple(ports.WEBHOOK_ADAPTERS)
+DESTINATION_TYPES = tuple(ports.DESTINATION_ADAPTERS)
 FIELDS = ("rfm", "phases", "orders_365d", "orders_total", "aov_365d", "total_spent",
           "first_order_date", "last_order_date", "rfm_since")
 DEFAULT_PROPERTIES = {"lifecycle_stage": "rfm"}

@@ -5,6 +5,10 @@ these; adapters implement them, and `adapters/registry.py` names every implement
 - `OrderSource`: a platform's API client, read by backfill and polling, page by page (`Page`).
 - `Destination`: an email tool account, built from its typed settings (`settings_class`).
 
+Below the ports, the adapters of each port by the name `stagesync.toml` uses: "module:Attribute"
+strings that the core reads (the configuration's valid names) but never imports;
+`adapters/registry.py` imports each on first use.
+
 An adapter only translates: a platform payload in, `Order`s out; desired contact properties and
 stage-change events in, vendor HTTP calls out. Batching, rate limiting, retries and dead letters
 live in `connector.sync`, checkpoints and storage in `connector.backfill`.
@@ -15,10 +19,10 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Iterator, Mapping, Protocol, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Protocol, Sequence
 
 if TYPE_CHECKING:  # type names only: importing the ports imports nothing else
-    from connector.config import ShopSettings
     from connector.inbound import Inbound
     from connector.orders import Order
 
@@ -48,12 +52,13 @@ class Platform(Protocol):
 
     def verify(self, headers: Mapping[str, str], body: bytes, secret: str, now: datetime) -> None: ...
 
-    def parse(self, headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inbound: ...
+    # `shop` is a connector.config.ShopSettings (the domain does not import the configuration)
+    def parse(self, headers: Mapping[str, str], body: bytes, shop: Any) -> Inbound: ...
 
     def sign(self, body: bytes, secret: str, **kw) -> dict[str, str]: ...
 
     # Optional, for platforms whose webhook carries only an id (`Inbound.fetch_order_id`):
-    # def fetch(self, shop: ShopSettings, inbound: Inbound) -> Inbound: ...
+    # def fetch(self, shop, inbound: Inbound) -> Inbound: ...
 
 
 # --- platform APIs: history in ----------------------------------------------------------------
@@ -159,3 +164,33 @@ class Destination(abc.ABC):
     def requests_for_events(self, n_events: int) -> int:
         """How many HTTP requests `send_events` makes for n events."""
         return -(-n_events // self.max_event_batch) if n_events else 0
+
+
+# --- the adapters of each port, by name ----------------------------------------------------------
+# "package.module:Attribute", or "package.module" when the module itself is the adapter (the
+# platforms' webhook modules). Adding a platform or a destination: write its module (see
+# docs/architecture.md), then add one line here.
+
+WEBHOOK_ADAPTERS: Mapping[str, str] = MappingProxyType({  # Platform
+    "shopify": "adapters.platforms.shopify",
+    "woocommerce": "adapters.platforms.woocommerce",
+    "wizishop": "adapters.platforms.wizishop",  # documents no signed webhooks: orders come by `stagesync poll`
+    "bigcommerce": "adapters.platforms.bigcommerce",  # its webhook carries an order id: `fetch` reads the order
+    "standard": "adapters.platforms.standard",
+})
+
+API_CLIENTS: Mapping[str, str] = MappingProxyType({  # OrderSource: backfill and polling
+    "shopify": "adapters.platforms.shopify_api:ShopifyOrders",
+    "woocommerce": "adapters.platforms.woocommerce_api:WooCommerceOrders",
+    "wizishop": "adapters.platforms.wizishop:WiziShopOrders",
+    "bigcommerce": "adapters.platforms.bigcommerce:BigCommerceOrders",
+})
+
+DESTINATION_ADAPTERS: Mapping[str, str] = MappingProxyType({  # Destination
+    "omnisend": "adapters.destinations.omnisend:Omnisend",
+    "klaviyo": "adapters.destinations.klaviyo:Klaviyo",
+    "mailchimp": "adapters.destinations.mailchimp:Mailchimp",
+    "brevo": "adapters.destinations.brevo:Brevo",
+    "webhook": "adapters.destinations.webhook:Webhook",
+    "log": "adapters.destinations.log:LogDestination",
+})

@@ -1,6 +1,6 @@
-"""One registry form for every adapter kind (adapters/registry.py): names known without importing
-anything, each adapter imported on first use, an unknown name refused with the valid ones; and the
-configuration's valid names are the registries'."""
+"""One registry form for every port (adapters/registry.py over the names in connector.ports): names
+known without importing anything, each adapter imported on first use, an unknown name refused with
+the valid ones; and the configuration's valid names are the registries'."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from adapters import registry
 from adapters.destinations.settings import BaseSettings
 from adapters.platforms.api import ApiClient
 from adapters.registry import Registry
-from connector import config
+from connector import config, ports
 from connector.errors import ConfigError
 from connector.ports import Destination
 
@@ -44,12 +44,13 @@ def test_reading_the_configuration_imports_no_adapter():
     probe = "import sys, connector.config; print(sorted(m for m in sys.modules if m.startswith('adapters')))"
     run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["['adapters',", "'adapters.registry']"]
+    assert run.stdout.split() == ["[]"]
 
 
 def test_the_configuration_takes_its_valid_names_from_the_registries():
-    assert config.PLATFORMS == tuple(registry.PLATFORMS)
-    assert config.DESTINATION_TYPES == tuple(registry.DESTINATIONS)
+    assert tuple(registry.PLATFORMS) == tuple(ports.WEBHOOK_ADAPTERS) == config.PLATFORMS
+    assert tuple(registry.PLATFORM_APIS) == tuple(ports.API_CLIENTS)
+    assert tuple(registry.DESTINATIONS) == tuple(ports.DESTINATION_ADAPTERS) == config.DESTINATION_TYPES
     with pytest.raises(ConfigError) as caught:
         config.parse('[[shops]]\nid = "a"\nplatform = "magento"\nwebhook_secret = "s"\n'
                      '[[shops.destinations]]\ntype = "sendgrid"\n', env={})
