@@ -14,11 +14,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Mapping
 
+from connector.domain import ports
 from connector.errors import ConfigError
 from connector.domain.stages import RFM_STAGES, PHASES, PhaseSettings, RfmSettings
 
-PLATFORMS = ("shopify", "woocommerce", "wizishop", "bigcommerce", "standard")
-DESTINATION_TYPES = ("omnisend", "klaviyo", "mailchimp", "brevo", "webhook", "log")
+# The valid names are those of the registered adapters (connector.domain.ports: names only, nothing imported).
+PLATFORMS = tuple(ports.WEBHOOK_ADAPTERS)
+DESTINATION_TYPES = tuple(ports.DESTINATION_ADAPTERS)
 FIELDS = ("rfm", "phases", "orders_365d", "orders_total", "aov_365d", "total_spent",
           "first_order_date", "last_order_date", "rfm_since")
 DEFAULT_PROPERTIES = {"lifecycle_stage": "rfm"}
@@ -33,6 +35,9 @@ SECRET_KEYS = frozenset({"webhook_secret", "admin_token", "api_key", "access_tok
 
 @dataclass(frozen=True)
 class DestinationSettings:
+    """One `[[shops.destinations]]` table as read; the destination's own keys stay in `options`
+    until its typed settings are built from it (`adapters/destinations/settings.py`)."""
+
     type: str
     name: str  # unique within the shop; defaults to the type
     # property name in the tool -> field of docs/rules.md, 'Fields a destination can write'

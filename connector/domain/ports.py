@@ -1,8 +1,17 @@
-"""The ports between the core and its adapters. The core depends on these; adapters implement them.
+"""The ports between the core and its adapters, all in this one module. The core depends on
+these; adapters implement them, and `adapters/registry.py` names every implementation.
 
-A destination adapter only translates: desired contact properties and stage-change events
-in, vendor HTTP calls out. Batching, rate limiting, retries and dead letters live in
-`connector.services.sync`, which drives destinations through this port.
+- `Platform`: a shop platform's webhooks (verify, then parse into canonical orders).
+- `OrderSource`: a platform's API client, read by backfill and polling, page by page (`Page`).
+- `Destination`: an email tool account, built from its typed settings (`settings_class`).
+
+Below the ports, the adapters of each port by the name `stagesync.toml` uses: "module:Attribute"
+strings that the core reads (the configuration's valid names) but never imports;
+`adapters/registry.py` imports each on first use.
+
+An adapter only translates: a platform payload in, `Order`s out; desired contact properties and
+stage-change events in, vendor HTTP calls out. Batching, rate limiting, retries and dead letters
+live in `connector.services.sync`, checkpoints and storage in `connector.services.backfill`.
 """
 
 from __future__ import annotations
@@ -10,9 +19,84 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar, Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Mapping, Protocol, Sequence
+
+if TYPE_CHECKING:  # type names only: importing the ports imports nothing else
+    from connector.domain.inbound import Inbound
+    from connector.domain.orders import Order
 
 PropertyValue = str | int | None
+
+
+# --- platforms: webhooks in -------------------------------------------------------------------
+
+class Platform(Protocol):
+    """A platform's webhook adapter (a module of functions). The HTTP layer uses it so:
+
+        platform = PLATFORMS.load(shop.platform)
+        if platform.is_ping(headers, body):          # WooCommerce's unsigned creation ping, nothing else
+            inbound = platform.parse(headers, body, shop)                 # ignored: nothing to store
+        else:
+            platform.verify(headers, body, shop.webhook_secret, now)      # SignatureError -> 401
+            inbound = platform.parse(headers, body, shop)                 # PayloadError -> 400
+
+    `verify` works on the raw bytes and must pass before `parse` looks at them; `sign` builds the
+    headers the platform would send, for tests and the demo.
+    """
+
+    NAME: str
+    TOPICS: tuple[str, ...]
+
+    def is_ping(self, headers: Mapping[str, str], body: bytes) -> bool: ...
+
+    def verify(self, headers: Mapping[str, str], body: bytes, secret: str, now: datetime) -> None: ...
+
+    # `shop` is a connector.config.ShopSettings (the domain does not import the configuration)
+    def parse(self, headers: Mapping[str, str], body: bytes, shop: Any) -> Inbound: ...
+
+    def sign(self, body: bytes, secret: str, **kw) -> dict[str, str]: ...
+
+    # Optional, for platforms whose webhook carries only an id (`Inbound.fetch_order_id`):
+    # def fetch(self, shop, inbound: Inbound) -> Inbound: ...
+
+
+# --- platform APIs: history in ----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a platform's orders, already translated.
+
+    `state` says where to resume after this page (an opaque string the pipeline stores as the
+    backfill checkpoint); `fetched` counts the records read, `skipped` those not stored (test
+    orders, drafts, abandoned carts, unreadable records); `total` is the platform's count when known.
+    """
+
+    orders: tuple[Order, ...]
+    state: str | None = None
+    fetched: int = 0
+    skipped: int = 0
+    total: int | None = None
+
+
+class OrderSource(Protocol):
+    """What `connector.services.backfill` reads. `versioned` is False for platforms whose orders carry no
+    modification time (WiziShop): the pipeline then detects changes by comparing with what is stored."""
+
+    platform: str
+    versioned: bool
+
+    def backfill(self, since: datetime | None, resume: str | None) -> Iterator[Page]:
+        """Every order placed since `since` (None: all the API allows), in a stable order, resuming
+        after the page whose `state` is `resume`."""
+        ...
+
+    def changed(self, since: datetime) -> Iterator[Page]:
+        """Every order created or modified since `since`."""
+        ...
+
+
+# --- destinations: stages out ----------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,9 +134,11 @@ class ItemFailure:
 
 
 class Destination(abc.ABC):
-    """An email tool account (or the log). One instance per configured destination."""
+    """An email tool account (or the log). One instance per configured destination, built from its
+    typed settings: `cls(cls.settings_class.build(table), session, shop=...)`."""
 
     type_name: ClassVar[str]
+    settings_class: ClassVar[type]  # its typed settings (adapters/destinations/settings.py)
     # The vendor's documented limits; each subclass names the doc next to its values.
     default_rate_per_minute: ClassVar[int]
     max_batch: ClassVar[int] = 1  # contacts one `upsert_contacts` call carries in one request
@@ -78,3 +164,33 @@ class Destination(abc.ABC):
     def requests_for_events(self, n_events: int) -> int:
         """How many HTTP requests `send_events` makes for n events."""
         return -(-n_events // self.max_event_batch) if n_events else 0
+
+
+# --- the adapters of each port, by name ----------------------------------------------------------
+# "package.module:Attribute", or "package.module" when the module itself is the adapter (the
+# platforms' webhook modules). Adding a platform or a destination: write its module (see
+# docs/architecture.md), then add one line here.
+
+WEBHOOK_ADAPTERS: Mapping[str, str] = MappingProxyType({  # Platform
+    "shopify": "adapters.platforms.shopify",
+    "woocommerce": "adapters.platforms.woocommerce",
+    "wizishop": "adapters.platforms.wizishop",  # documents no signed webhooks: orders come by `stagesync poll`
+    "bigcommerce": "adapters.platforms.bigcommerce",  # its webhook carries an order id: `fetch` reads the order
+    "standard": "adapters.platforms.standard",
+})
+
+API_CLIENTS: Mapping[str, str] = MappingProxyType({  # OrderSource: backfill and polling
+    "shopify": "adapters.platforms.shopify_api:ShopifyOrders",
+    "woocommerce": "adapters.platforms.woocommerce_api:WooCommerceOrders",
+    "wizishop": "adapters.platforms.wizishop:WiziShopOrders",
+    "bigcommerce": "adapters.platforms.bigcommerce:BigCommerceOrders",
+})
+
+DESTINATION_ADAPTERS: Mapping[str, str] = MappingProxyType({  # Destination
+    "omnisend": "adapters.destinations.omnisend:Omnisend",
+    "klaviyo": "adapters.destinations.klaviyo:Klaviyo",
+    "mailchimp": "adapters.destinations.mailchimp:Mailchimp",
+    "brevo": "adapters.destinations.brevo:Brevo",
+    "webhook": "adapters.destinations.webhook:Webhook",
+    "log": "adapters.destinations.log:LogDestination",
+})

@@ -30,7 +30,7 @@ def settings(events=True, **overrides) -> DestinationSettings:
 
 
 def destination(**overrides) -> webhook.Webhook:
-    return webhook.Webhook(settings(**overrides), shop="acme", clock=lambda: NOW)
+    return webhook.Webhook(webhook.WebhookSettings.build(settings(**overrides)), shop="acme", clock=lambda: NOW)
 
 
 def test_signing_matches_the_standard_webhooks_test_vector():
