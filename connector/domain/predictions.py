@@ -190,10 +190,13 @@ def shop_inputs_from_orders(customer: np.ndarray, placed_us: np.ndarray, amount:
     d_now_n = (now_us - 1) // DAY_MICROS
     d_now = date.fromordinal(EPOCH_DAY + int(d_now_n))
 
-    order = np.lexsort((day, cust))
-    cust, day, amt = cust[order], day[order], amt[order]
-    new_date = np.ones(cust.shape[0], dtype=bool)
-    new_date[1:] = (cust[1:] != cust[:-1]) | (day[1:] != day[:-1])
+    # one sort on one integer key: (customer, date)
+    first = int(day.min()) if day.size else 0
+    key = cust * (d_now_n - first + 1) + (day - first)
+    order = np.argsort(key)
+    key, cust, day, amt = key[order], cust[order], day[order], amt[order]
+    new_date = np.ones(key.shape[0], dtype=bool)
+    new_date[1:] = key[1:] != key[:-1]
     starts = np.flatnonzero(new_date)
     date_cust, date_day = cust[starts], day[starts]
     date_total = np.add.reduceat(amt, starts) if starts.size else np.zeros(0)  # NaN if any unknown
@@ -234,80 +237,120 @@ class _Groups:
     """Customers grouped by identical (x, t_x, T): the likelihood's distinct terms."""
 
     x: np.ndarray
-    t_x: np.ndarray  # weeks (scaled for the fit)
-    T: np.ndarray
+    t_x_days: np.ndarray
+    age_days: np.ndarray
     count: np.ndarray
     inverse: np.ndarray  # customer -> group
+
+    @property
+    def t_x(self) -> np.ndarray:
+        return self.t_x_days / 7
+
+    @property
+    def T(self) -> np.ndarray:  # noqa: N802
+        return self.age_days / 7
 
 
 def _group(x: np.ndarray, t_x_days: np.ndarray, age_days: np.ndarray) -> _Groups:
     span = int(age_days.max()) + 1 if age_days.size else 1
     key = (x * span + t_x_days) * span + age_days
     unique, first, inverse, count = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
-    return _Groups(x[first], t_x_days[first] / 7, age_days[first] / 7, count.astype(np.float64),
-                   inverse.reshape(-1))
+    return _Groups(x[first], t_x_days[first], age_days[first], count.astype(np.float64), inverse.reshape(-1))
 
 
 def _bgnbd_objective(groups: _Groups, scale: float, total: float):
-    """-(log-likelihood) / customers and its gradient, as functions of log(r, alpha, a, b)."""
-    x, t_x, T, w = groups.x, groups.t_x / scale, groups.T / scale, groups.count
+    """-(log-likelihood) / customers and its gradient, as functions of log(r, alpha, a, b).
+
+    Terms that depend on x alone are summed once per distinct x (weighted by how many customers
+    have it); only the two-branch term is evaluated per group, and only for repeat customers.
+    """
+    x, w = groups.x, groups.count
     max_x = int(x.max()) if x.size else 0
     k = np.arange(max_x, dtype=np.float64)
-    xf = x.astype(np.float64)
-    rep = x > 0
-    xm1 = np.maximum(xf - 1, 0)
+    per_x = np.bincount(x, weights=w, minlength=max_x + 1)  # W_x: customers with this x
+    xs = np.arange(max_x + 1, dtype=np.float64)
+    zero = x == 0
+    T0, w0 = groups.age_days[zero] / 7 / scale, w[zero]  # noqa: N806
+    rep = ~zero
+    xr = x[rep]
+    xrf = xr.astype(np.float64)
+    t_xr, Tr, wr = groups.t_x_days[rep], groups.age_days[rep], w[rep]  # noqa: N806 (days: table indexes)
+    weeks = np.arange(int(groups.age_days.max()) + 1 if x.size else 1) / 7 / scale  # day -> scaled weeks
+    w_total = float(w.sum())
 
-    def cum(values: np.ndarray) -> np.ndarray:  # sums over k < x, indexed by x
+    def cum(values: np.ndarray) -> np.ndarray:  # sums over k < x, for x = 0..max_x
         return np.concatenate(([0.0], np.cumsum(values)))
 
     def f_and_grad(z: np.ndarray) -> tuple[float, np.ndarray]:
         r, alpha, a, b = np.exp(z)
-        n = r + xf
-        c = alpha + T
-        d = alpha + t_x
-        ln_c, ln_d = np.log(c), np.log(d)
-        s_r, s_b, s_ab = cum(np.log(r + k)), cum(np.log(b + k)), cum(np.log(a + b + k))
-        a1 = s_r[x] + r * math.log(alpha)
-        a2 = s_b[x] - s_ab[x]
+        ln_alpha = math.log(alpha)
+        # x-only terms: ln Gamma(r+x) - ln Gamma(r) + r ln alpha + ln B(a, b+x) - ln B(a, b)
+        ll = float(per_x @ (cum(np.log(r + k)) + cum(np.log(b + k)) - cum(np.log(a + b + k)))) + w_total * r * ln_alpha
+        g_r = float(per_x @ cum(1 / (r + k))) + w_total * ln_alpha
+        g_alpha = w_total * r / alpha
+        inv_ab = cum(1 / (a + b + k))
+        g_a = -float(per_x @ inv_ab)
+        g_b = float(per_x @ (cum(1 / (b + k)) - inv_ab))
+        # x = 0: -r ln(alpha + T)
+        c0 = alpha + T0
+        ln_c0 = np.log(c0)
+        ll -= r * float(w0 @ ln_c0)
+        g_r -= float(w0 @ ln_c0)
+        g_alpha -= r * float(w0 @ (1 / c0))
+        # x > 0: logaddexp(-(r+x) ln(alpha+T), ln a - ln(b+x-1) - (r+x) ln(alpha+t_x))
+        # (logarithms of alpha + a day count come from a table of every day count: a gather
+        # instead of a logarithm per group)
+        n = r + xrf
+        table = alpha + weeks
+        ln_table, inv_table = np.log(table), 1 / table
+        ln_c, ln_d = ln_table[Tr], ln_table[t_xr]
+        ln_bx = np.log(b + xs - 1, where=xs > 0, out=np.zeros_like(xs))
         a3 = -n * ln_c
-        bxm1 = b + xm1
-        a4 = np.where(rep, math.log(a) - np.log(bxm1) - n * ln_d + 0.0, -np.inf)
-        top = np.maximum(a3, a4)
-        l34 = top + np.log(np.exp(a3 - top) + np.exp(a4 - top))
-        ll = a1 + a2 + l34
-        w3 = np.exp(a3 - l34)
-        w4 = np.where(rep, 1.0 - w3, 0.0)
-        g_r = cum(1 / (r + k))[x] + math.log(alpha) - w3 * ln_c - w4 * ln_d
-        g_alpha = r / alpha - w3 * n / c - w4 * n / d
-        g_a = -cum(1 / (a + b + k))[x] + w4 / a
-        g_b = cum(1 / (b + k))[x] - cum(1 / (a + b + k))[x] - w4 / bxm1
-        grad = np.array([w @ g_r * r, w @ g_alpha * alpha, w @ g_a * a, w @ g_b * b])
-        return -float(w @ ll) / total, -grad / total
+        u = (math.log(a) - ln_bx[xr]) - n * (ln_d - ln_c)  # a4 - a3
+        e = np.exp(-np.abs(u))
+        both = a3 + np.maximum(u, 0) + np.log1p(e)  # logaddexp(a3, a4)
+        w3 = np.where(u > 0, e, 1.0) / (1 + e)  # exp(a3 - both)
+        ww3 = wr * w3
+        ww4 = wr - ww3
+        ll += float(wr @ both)
+        g_r -= float(ww3 @ ln_c + ww4 @ ln_d)
+        g_alpha -= float(ww3 @ (n * inv_table[Tr]) + ww4 @ (n * inv_table[t_xr]))
+        g_a += float(ww4.sum()) / a
+        inv_bx = np.divide(1.0, b + xs - 1, where=xs > 0, out=np.zeros_like(xs))
+        g_b -= float(np.bincount(xr, weights=ww4, minlength=max_x + 1) @ inv_bx)
+        grad = np.array([g_r * r, g_alpha * alpha, g_a * a, g_b * b])
+        return -ll / total, -grad / total
 
     return f_and_grad
 
 
 def _minimise(fg, z0: np.ndarray, max_iter: int = 200, gtol: float = 1e-9) -> tuple[np.ndarray, bool]:
-    """Newton's method on log-parameters inside the box [PARAM_LOW, PARAM_HIGH]: a Hessian from
-    finite differences of the analytic gradient, made positive definite, with a backtracking line
-    search. Returns (z, converged)."""
+    """Quasi-Newton on log-parameters inside the box [PARAM_LOW, PARAM_HIGH]: a first Hessian from
+    finite differences of the analytic gradient (again whenever a step fails), BFGS updates of it in
+    between, each step made positive definite and followed by a backtracking line search.
+    Returns (z, converged)."""
     lo, hi = math.log(PARAM_LOW), math.log(PARAM_HIGH)
     z = np.clip(np.asarray(z0, dtype=np.float64), lo, hi)
     f, g = fg(z)
     if not (math.isfinite(f) and np.all(np.isfinite(g))):
         return z, False
-    for _ in range(max_iter):
-        blocked = ((z <= lo) & (g > 0)) | ((z >= hi) & (g < 0))
-        free = ~blocked
-        if not free.any() or np.max(np.abs(g[free])) < gtol:
-            return z, True
+
+    def fd_hessian(z: np.ndarray, g: np.ndarray) -> np.ndarray:
         h = 1e-6
         hess = np.empty((z.size, z.size))
         for i in range(z.size):
             zi = z.copy()
             zi[i] += h
             hess[:, i] = (fg(zi)[1] - g) / h
-        hess = (hess + hess.T) / 2
+        return (hess + hess.T) / 2
+
+    hess = fd_hessian(z, g)
+    fresh = True
+    for _ in range(max_iter):
+        blocked = ((z <= lo) & (g > 0)) | ((z >= hi) & (g < 0))
+        free = ~blocked
+        if not free.any() or np.max(np.abs(g[free])) < gtol:
+            return z, True
         sub = hess[np.ix_(free, free)]
         if not np.all(np.isfinite(sub)):
             sub = np.eye(int(free.sum()))
@@ -326,9 +369,18 @@ def _minimise(fg, z0: np.ndarray, max_iter: int = 200, gtol: float = 1e-9) -> tu
                 break
             t /= 2
         else:
+            if not fresh:  # the updated Hessian led nowhere: measure it again, from here
+                hess, fresh = fd_hessian(z, g), True
+                continue
             return z, bool(np.max(np.abs(g[free])) < 1e-6)
         if f - fn < 1e-15 * max(1.0, abs(f)) and np.max(np.abs(gn[free])) < 1e-6:
             return zn, True
+        s, y = zn - z, gn - g
+        sy = float(s @ y)
+        if sy > 1e-12 * float(np.linalg.norm(s) * np.linalg.norm(y)):  # BFGS update of the Hessian
+            hs = hess @ s
+            hess = hess - np.outer(hs, hs) / float(s @ hs) + np.outer(y, y) / sy
+        fresh = False
         z, f, g = zn, fn, gn
     return z, False
 
@@ -341,7 +393,7 @@ def fit_bgnbd(x: np.ndarray, t_x_days: np.ndarray, age_days: np.ndarray) -> tupl
     """BG/NBD by maximum likelihood: (params, None), or (None or params, the problem)."""
     groups = _group(np.asarray(x, np.int64), np.asarray(t_x_days, np.int64), np.asarray(age_days, np.int64))
     total = float(groups.count.sum())
-    scale = max(float(groups.T @ groups.count) / total, 1 / 7)  # time unit: the mean T
+    scale = max(float(groups.age_days @ groups.count) / 7 / total, 1 / 7)  # time unit: the mean T
     fg = _bgnbd_objective(groups, scale, total)
     z, converged = _minimise(fg, np.log([1.0, 1.0, 0.5, 1.0]))
     r, alpha_s, a, b = np.exp(z)
@@ -367,28 +419,36 @@ def _digamma(value: float) -> float:
 
 
 def _gg_objective(x: np.ndarray, m: np.ndarray, total: float):
-    """-(log-likelihood) / customers and its gradient in log(p, q, v), on amounts already scaled."""
-    xs, which = np.unique(x, return_inverse=True)
-    which = which.reshape(-1)
+    """-(log-likelihood) / customers and its gradient in log(p, q, v), on amounts already scaled.
+
+    Per customer: ln Gamma(px+q) - ln Gamma(px) - ln Gamma(q) + q ln v + (px-1) ln m + px ln x
+    - (px+q) ln(v + m x). The gamma functions are evaluated once per distinct x, the terms in
+    ln m and ln x are sums computed once; only ln(v + m x) is evaluated per customer.
+    """
+    xs, count = np.unique(x, return_counts=True)
+    xs_f, count_f = xs.astype(np.float64), count.astype(np.float64)
     xf = x.astype(np.float64)
-    ln_m, ln_x = np.log(m), np.log(xf)
     mx = m * xf
+    sum_x_ln_mx = float(xf @ (np.log(m) + np.log(xf)))  # sum of x ln m + x ln x
+    sum_ln_m = float(np.log(m).sum())
+    n = float(x.size)
     lgamma = np.vectorize(math.lgamma, otypes=[float])
     digamma = np.vectorize(_digamma, otypes=[float])
 
     def f_and_grad(z: np.ndarray) -> tuple[float, np.ndarray]:
         p, q, v = np.exp(z)
-        y_u = p * xs
-        lg = (lgamma(y_u + q) - lgamma(y_u) - math.lgamma(q))[which]
-        y = p * xf
+        y_u = p * xs_f
         ln_vmx = np.log(v + mx)
-        ll = lg + q * math.log(v) + (y - 1) * ln_m + y * ln_x - (y + q) * ln_vmx
-        psi_yq = digamma(y_u + q)[which]
-        g_p = xf * (psi_yq - digamma(y_u)[which] + ln_m + ln_x - ln_vmx)
-        g_q = psi_yq - _digamma(q) + math.log(v) - ln_vmx
-        g_v = q / v - (y + q) / (v + mx)
-        grad = np.array([g_p.sum() * p, g_q.sum() * q, g_v.sum() * v])
-        return -float(ll.sum()) / total, -grad / total
+        inv_vmx = 1 / (v + mx)
+        s_x_ln, s_ln = float(xf @ ln_vmx), float(ln_vmx.sum())
+        ll = (float(count_f @ (lgamma(y_u + q) - lgamma(y_u))) - n * math.lgamma(q) + n * q * math.log(v)
+              + p * sum_x_ln_mx - sum_ln_m - p * s_x_ln - q * s_ln)
+        psi_yq = digamma(y_u + q)
+        g_p = float((count_f * xs_f) @ (psi_yq - digamma(y_u))) + sum_x_ln_mx - s_x_ln
+        g_q = float(count_f @ psi_yq) - n * _digamma(q) + n * math.log(v) - s_ln
+        g_v = n * q / v - p * float(xf @ inv_vmx) - q * float(inv_vmx.sum())
+        grad = np.array([g_p * p, g_q * q, g_v * v])
+        return -ll / total, -grad / total
 
     return f_and_grad
 
@@ -454,19 +514,23 @@ def _hyp2f1_series(A: np.ndarray, B: np.ndarray, C: np.ndarray, z: np.ndarray,  
     return total
 
 
-def expected_orders(bg: BgNbdParams, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:  # noqa: N803
-    """E[orders in the next t weeks | x, t_x, T].
+def _orders_if_alive(bg: BgNbdParams, t: float, x: np.ndarray, T: np.ndarray) -> np.ndarray:  # noqa: N803
+    """E[orders in the next t weeks | alive at T, x]: a function of (x, T) only.
 
-    (a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)] * p_alive,
-    z = t/(alpha+T+t); the hypergeometric function in its Euler form
-    (1-z)^(a-1-r-x) 2F1(a+b-1-r, a-1; a+b+x-1; z), whose series converges at least as fast.
+    (a+b+x-1)/(a-1) [1 - ((alpha+T)/(alpha+T+t))^(r+x) 2F1(r+x, b+x; a+b+x-1; z)], z = t/(alpha+T+t),
+    with the hypergeometric function in its Euler form (1-z)^(a-1-r-x) 2F1(a+b-1-r, a-1; a+b+x-1; z),
+    whose series converges at least as fast.
     """
     r, alpha, a, b = bg.r, bg.alpha, bg.a, bg.b
     xf = np.asarray(x, dtype=np.float64)
     z = t / (alpha + T + t)
     hyp = _hyp2f1_series(np.full_like(z, a + b - 1 - r), np.full_like(z, a - 1), a + b + xf - 1, z)
-    bracket = 1 - np.exp((a - 1) * np.log1p(-z)) * hyp
-    return (a + b + xf - 1) / (a - 1) * bracket * p_alive(bg, xf, t_x, T)
+    return (a + b + xf - 1) / (a - 1) * (1 - np.exp((a - 1) * np.log1p(-z)) * hyp)
+
+
+def expected_orders(bg: BgNbdParams, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:  # noqa: N803
+    """E[orders in the next t weeks | x, t_x, T] = p_alive * E[orders | alive]."""
+    return _orders_if_alive(bg, t, x, T) * p_alive(bg, x, t_x, T)
 
 
 def no_order_probability(bg: BgNbdParams, days: np.ndarray | float, x: np.ndarray, T: np.ndarray,  # noqa: N803
@@ -542,14 +606,24 @@ class CustomerArrays:
 
 
 def predict_customers(bg: BgNbdParams, gg: GammaGammaParams, shop: ShopInputs) -> CustomerArrays:
-    """Every field for every row of `shop`, from fitted (or stored) parameters."""
+    """Every field for every row of `shop`, from fitted (or stored) parameters.
+
+    p_alive depends on (x, t_x, T); what a customer still alive at T does next depends on (x, T)
+    only: the hypergeometric series are summed once per distinct (x, T).
+    """
     x, t_x_days, age_days = shop.x, np.maximum(shop.t_x_days, 0), np.maximum(shop.age_days, 0)
     groups = _group(x, t_x_days, age_days)
     xg, t_xg, Tg = groups.x.astype(np.float64), groups.t_x, groups.T
+    span = int(groups.age_days.max()) + 1 if xg.size else 1
+    _, first, by_xt = np.unique(groups.x * span + groups.age_days, return_index=True, return_inverse=True)
+    by_xt = by_xt.reshape(-1)
+    x2, T2 = xg[first], Tg[first]
+    c2 = bg.alpha + T2
+    stays_90 = np.exp((bg.r + x2) * (np.log(c2) - np.log(c2 + CHURN_DAYS / 7)))[by_xt]
     alive = p_alive(bg, xg, t_xg, Tg)
-    e90 = expected_orders(bg, HORIZON_90 / 7, xg, t_xg, Tg)
-    e365 = expected_orders(bg, HORIZON_365 / 7, xg, t_xg, Tg)
-    risk = no_order_probability(bg, CHURN_DAYS, xg, Tg, alive)
+    e90 = _orders_if_alive(bg, HORIZON_90 / 7, x2, T2)[by_xt] * alive
+    e365 = _orders_if_alive(bg, HORIZON_365 / 7, x2, T2)[by_xt] * alive
+    risk = 1 - alive + alive * stays_90
     nxt = next_order_days(bg, xg, Tg, alive)
     inv = groups.inverse
     e365_c = e365[inv]
