@@ -183,19 +183,23 @@ def shop_inputs_from_orders(customer: np.ndarray, placed_us: np.ndarray, amount:
     customer with no order before now gets x = 0 and age -1, see `has_orders`); `placed_us`: UTC
     microseconds since the epoch; `amount`: float, NaN when unknown; `now_us`: `now` likewise.
     """
-    customer = np.asarray(customer, dtype=np.int64)
-    n = int(customer.max()) + 1 if customer.size else 0
-    before = np.asarray(placed_us, dtype=np.int64) < now_us
-    cust, day = customer[before], np.asarray(placed_us, dtype=np.int64)[before] // DAY_MICROS
-    amt = np.asarray(amount, dtype=np.float64)[before]
+    cust = np.asarray(customer, dtype=np.int64)
+    n = int(cust.max()) + 1 if cust.size else 0
+    placed = np.asarray(placed_us, dtype=np.int64)
+    amt = np.asarray(amount, dtype=np.float64)
+    before = placed < now_us
+    if not before.all():
+        cust, placed, amt = cust[before], placed[before], amt[before]
+    day = placed // DAY_MICROS
     d_now_n = (now_us - 1) // DAY_MICROS
     d_now = date.fromordinal(EPOCH_DAY + int(d_now_n))
 
     # one sort on one integer key: (customer, date)
     first = int(day.min()) if day.size else 0
     span = d_now_n - first + 1
-    order = np.argsort(cust * span + (day - first))
-    key, amt = (cust * span + (day - first))[order], amt[order]
+    key = cust * span + (day - first)
+    order = np.argsort(key)
+    key, amt = key[order], amt[order]
     cust, day = np.divmod(key, span)
     day += first
     new_date = np.ones(key.shape[0], dtype=bool)
