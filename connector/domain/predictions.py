@@ -22,9 +22,10 @@ How it is used (the wiring):
     result.status, result.reason, result.bgnbd, result.gamma_gamma, result.churn_bands()
     result.customer(i)                     # CustomerPrediction, every field None when not `ok`
     predict_customers(result.bgnbd, result.gamma_gamma, shop)  # stored parameters, other inputs
+    predict_one(bgnbd, gamma_gamma, one, d_now)                # one customer (explain)
 
-Both fits work on customers grouped by identical inputs, so a shop of 250,000 customers is a
-few tens of thousands of likelihood terms. Integer order counts make the BG/NBD likelihood exact
+Both fits work on customers grouped by identical inputs (250,000 customers over two years: about
+170,000 groups), terms that depend on x alone are summed once per distinct x. Integer order counts make the BG/NBD likelihood exact
 without a gamma function (ln Gamma(r + x) - ln Gamma(r) is a sum of x logarithms); Gamma-Gamma's
 needs ln Gamma of non-integers, computed with `math.lgamma` once per distinct x.
 """
@@ -434,7 +435,8 @@ def _digamma(value: float) -> float:
         result -= 1.0 / value
         value += 1.0
     f = 1.0 / (value * value)
-    return result + math.log(value) - 0.5 / value - f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f / 132))))
+    series = f * (1 / 12 - f * (1 / 120 - f * (1 / 252 - f * (1 / 240 - f / 132))))  # asymptotic expansion
+    return result + math.log(value) - 0.5 / value - series
 
 
 def _gg_objective(x: np.ndarray, m: np.ndarray, total: float):
@@ -547,7 +549,8 @@ def _orders_if_alive(bg: BgNbdParams, t: float, x: np.ndarray, T: np.ndarray) ->
     return (a + b + xf - 1) / (a - 1) * (1 - np.exp((a - 1) * np.log1p(-z)) * hyp)
 
 
-def expected_orders(bg: BgNbdParams, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> np.ndarray:  # noqa: N803
+def expected_orders(bg: BgNbdParams, t: float, x: np.ndarray, t_x: np.ndarray,
+                    T: np.ndarray) -> np.ndarray:  # noqa: N803
     """E[orders in the next t weeks | x, t_x, T] = p_alive * E[orders | alive]."""
     return _orders_if_alive(bg, t, x, T) * p_alive(bg, x, t_x, T)
 
@@ -651,6 +654,21 @@ def predict_customers(bg: BgNbdParams, gg: GammaGammaParams, shop: ShopInputs) -
                           risk_c, churn_band(risk_c), nxt[inv])
 
 
+def _customer_prediction(f: CustomerArrays, i: int, d_now: date) -> CustomerPrediction:
+    days = int(f.next_order_days[i])
+    return CustomerPrediction(
+        float(f.p_alive[i]), float(f.expected_orders_90d[i]), float(f.expected_orders_365d[i]),
+        float(f.predicted_clv_365d[i]), float(f.churn_risk[i]), str(f.churn_band[i]),
+        None if days < 0 else d_now + timedelta(days=days),
+    )
+
+
+def predict_one(bg: BgNbdParams, gg: GammaGammaParams, inputs: CustomerInputs, d_now: date) -> CustomerPrediction:
+    """One customer's fields from a shop's fitted (or stored) parameters: what `explain` shows."""
+    fields = predict_customers(bg, gg, ShopInputs.from_customers([inputs], d_now))
+    return _customer_prediction(fields, 0, d_now) if fields.finite() else UNKNOWN
+
+
 @dataclass(frozen=True)
 class ShopPredictions:
     """A shop's fit at d_now: status `ok` or `insufficient_data` (with the reason), the parameters
@@ -665,15 +683,7 @@ class ShopPredictions:
     fields: CustomerArrays | None = field(default=None, repr=False)
 
     def customer(self, i: int) -> CustomerPrediction:
-        f = self.fields
-        if f is None:
-            return UNKNOWN
-        days = int(f.next_order_days[i])
-        return CustomerPrediction(
-            float(f.p_alive[i]), float(f.expected_orders_90d[i]), float(f.expected_orders_365d[i]),
-            float(f.predicted_clv_365d[i]), float(f.churn_risk[i]), str(f.churn_band[i]),
-            None if days < 0 else self.d_now + timedelta(days=days),
-        )
+        return UNKNOWN if self.fields is None else _customer_prediction(self.fields, i, self.d_now)
 
     def churn_bands(self) -> dict[str, int]:
         counts = {name: 0 for name, _ in CHURN_BANDS}

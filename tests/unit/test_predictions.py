@@ -263,6 +263,16 @@ def test_next_order_date_is_the_first_day_the_chance_of_no_order_falls_to_half(c
     assert (f.next_order_days > 0).any() and (f.next_order_days == -1).any()
 
 
+def test_one_customer_from_stored_parameters_gets_what_the_shop_run_gave_it(cdnow, cdnow_fit):
+    customers, _ = cdnow
+    for i in (0, 1, 2, 500, 2356):
+        one = P.predict_one(cdnow_fit.bgnbd, cdnow_fit.gamma_gamma, customers[i], cdnow_fit.d_now)
+        whole = cdnow_fit.customer(i)
+        for f in dataclasses.fields(P.CustomerPrediction):
+            mine, theirs = getattr(one, f.name), getattr(whole, f.name)
+            assert mine == (pytest.approx(theirs, rel=1e-12) if isinstance(theirs, float) else theirs), f.name
+
+
 # --- not enough data, failed fits ------------------------------------------------------------
 
 def assert_insufficient(result: P.ShopPredictions, reason_part: str) -> None:
@@ -325,7 +335,8 @@ def test_each_minimum_data_condition_gives_insufficient_data_with_its_reason(cha
 
 
 def test_repeat_orders_all_worth_zero_give_insufficient_data_and_nothing_nan():
-    assert_insufficient(P.predict_shop(synthetic_shop(3000, 3, amount=0.0)), "no repeat order with an amount above zero")
+    result = P.predict_shop(synthetic_shop(3000, 3, amount=0.0))
+    assert_insufficient(result, "no repeat order with an amount above zero")
 
 
 def test_a_fit_that_runs_into_a_bound_gives_insufficient_data():
