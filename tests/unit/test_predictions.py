@@ -175,6 +175,29 @@ def test_each_cdnow_customer_agrees_with_lifetimes(cdnow, cdnow_fit):
     np.testing.assert_allclose(fields.predicted_clv_365d, fields.expected_orders_365d * value, rtol=1e-4)
 
 
+@pytest.mark.parametrize("params", [(2.2, 0.5, 3.5, 12.0), (0.3, 60.0, 0.25, 0.5), (0.05, 0.01, 0.5, 0.2),
+                                    (5.0, 2.0, 1.5, 0.8)])
+def test_expected_orders_agree_with_lifetimes_far_from_cdnow(params):
+    """Up to 60 repeat dates, two years of history, a > 1 and a < 1, alpha from 0.01 to 60 weeks
+    (z = t / (alpha + T + t) up to 0.9998, where the series needs the most terms)."""
+    import pandas as pd
+    from lifetimes import BetaGeoFitter
+
+    x, t_x, age = (a.ravel() for a in np.meshgrid(np.arange(0, 61, 4), np.arange(0, 731, 45), np.arange(0, 731, 45),
+                                                   indexing="ij"))
+    keep = (t_x <= age) & ((x == 0) == (t_x == 0)) & (x <= t_x + (x == 0))
+    x, t_x, age = x[keep], t_x[keep] / 7, age[keep] / 7
+    theirs = BetaGeoFitter()
+    theirs.params_ = pd.Series(dict(zip(("r", "alpha", "a", "b"), params)))
+    for days in (90, 365):
+        ours = P.expected_orders(P.BgNbdParams(*params), days / 7, x, t_x, age)
+        expected = np.asarray(theirs.conditional_expected_number_of_purchases_up_to_time(days / 7, x, t_x, age))
+        assert np.all(np.isfinite(ours))
+        known = np.isfinite(expected)  # lifetimes' hyp2f1 overflows at alpha = 0.01, T = 0
+        assert known.sum() >= len(x) - 1
+        np.testing.assert_allclose(ours[known], expected[known], rtol=1e-9)
+
+
 def test_lifetimes_fits_the_same_parameters_on_the_same_inputs(cdnow, cdnow_fit):
     from lifetimes import BetaGeoFitter, GammaGammaFitter
 
