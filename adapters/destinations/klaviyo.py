@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Sequence
 
+from adapters.destinations.settings import ApiKeySettings
 from adapters.http import HttpDestination, iso_utc, one_by_one
-from connector.config import DestinationSettings
 from connector.errors import DestinationError, RetriableDestinationError
-from connector.ports import ContactUpdate, ItemFailure, StageChange
+from connector.domain.ports import ContactUpdate, ItemFailure, StageChange
 
 log = logging.getLogger("stagesync.destinations.klaviyo")
 
@@ -54,8 +55,14 @@ SINGLE_BATCH = 100
 METRIC_NAME = "Lifecycle Stage Changed"
 
 
+@dataclass(frozen=True, kw_only=True)
+class KlaviyoSettings(ApiKeySettings):
+    pass
+
+
 class Klaviyo(HttpDestination):
     type_name = "klaviyo"
+    settings_class = KlaviyoSettings
     base_url_default = BASE_URL
     default_rate_per_minute = RATE_PER_MINUTE
     max_batch = BATCH_SIZE
@@ -65,7 +72,7 @@ class Klaviyo(HttpDestination):
         return {"Authorization": f"{AUTH_SCHEME} {self.api_key}", "revision": REVISION,
                 "Accept": JSON_API, "Content-Type": JSON_API}
 
-    def __init__(self, settings: DestinationSettings, session=None, *, shop: str | None = None):
+    def __init__(self, settings: KlaviyoSettings, session=None, *, shop: str | None = None):
         super().__init__(settings, session, shop=shop)
         self.bulk_allowed = True  # until Klaviyo answers 403 to a bulk job (the key lacks lists:write)
 

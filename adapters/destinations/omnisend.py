@@ -17,14 +17,16 @@ import json
 import re
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Sequence
 
 import requests
 
+from adapters.destinations.settings import ApiKeySettings
 from adapters.http import HttpDestination, hide, iso_utc, one_by_one
 from connector.config import DestinationSettings
 from connector.errors import FatalDestinationError, RetriableDestinationError, mask
-from connector.ports import ContactUpdate, ItemFailure, StageChange
+from connector.domain.ports import ContactUpdate, ItemFailure, StageChange
 
 # https://api-docs.omnisend.com/reference/authentication ("API key": Authorization header + Omnisend-Version)
 BASE_URL = "https://api.omnisend.com/api"
@@ -65,15 +67,25 @@ PROPERTY_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
 EVENT_NAMESPACE = uuid.UUID("5b0c4f3e-2a53-4d8e-9a55-7a1c8e4b6f01")  # stagesync's, for stable event UUIDs
 
 
+@dataclass(frozen=True, kw_only=True)
+class OmnisendSettings(ApiKeySettings):
+    @classmethod
+    def check(cls, table: DestinationSettings) -> list[str]:
+        return super().check(table) + [
+            f"properties.{name}: Omnisend property names use only latin letters, digits and _ (at most 128)"
+            for name in table.properties if not PROPERTY_NAME.fullmatch(name)]
+
+
 class Omnisend(HttpDestination):
     type_name = "omnisend"
+    settings_class = OmnisendSettings
     base_url_default = BASE_URL
     default_rate_per_minute = RATE_PER_MINUTE
     max_batch = BATCH_SIZE
     max_event_batch = 1  # one outcome at a time: see send_events
     has_events = True
 
-    def __init__(self, settings: DestinationSettings, session=None, *, shop: str | None = None):
+    def __init__(self, settings: OmnisendSettings, session=None, *, shop: str | None = None):
         super().__init__(settings, session, shop=shop)
         self.sleep = time.sleep  # between reads of a running batch (replaced in tests)
 
@@ -82,12 +94,6 @@ class Omnisend(HttpDestination):
             return n_updates
         # each batch: the POST, up to BATCH_POLLS reads of its status, one read of its items
         return -(-n_updates // BATCH_SIZE) * (2 + BATCH_POLLS)
-
-    @classmethod
-    def problems(cls, settings: DestinationSettings) -> list[str]:
-        return super().problems(settings) + [
-            f"properties.{name}: Omnisend property names use only latin letters, digits and _ (at most 128)"
-            for name in settings.properties if not PROPERTY_NAME.fullmatch(name)]
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"{AUTH_SCHEME} {self.api_key}", "Omnisend-Version": API_VERSION,

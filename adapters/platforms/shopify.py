@@ -10,7 +10,7 @@ trigger several topics (a cancellation and its refund) that must not de-duplicat
 Orders are mapped from the REST order payload (the webhook reference's orders/create sample):
 `total` is the original `total_price` in the shop's currency and `refunded` the sum of the
 successful refund transactions, converted to the shop's currency when they were made in the
-customer's (presentment) currency, so that amount = total - refunded (SPEC 1).
+customer's (presentment) currency, so that amount = total - refunded (docs/rules.md, 'Amounts and currencies').
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from typing import Callable, Mapping
 
 from connector.config import ShopSettings
 from connector.errors import PayloadError, quoted
-from connector.inbound import (
+from connector.domain.inbound import (
     DeleteOrder, Inbound, RecordDataRequest, RecordRefund, RedactCustomer, RedactShop, SeeCustomer, UpsertOrder,
 )
-from connector.orders import MAX_AMOUNT, ZERO, Order, normalise_email, normalise_phone
+from connector.domain.orders import MAX_AMOUNT, ZERO, Order, normalise_email, normalise_phone
 
 from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_body_hmac, verify_body_hmac
 
@@ -250,7 +250,7 @@ def _first(normalise: Callable[[str | None], str | None], *candidates: str | Non
 
 def _as_written(normalise: Callable[[str | None], str | None], *candidates: str | None) -> str | None:
     """Like `_first`, but the candidate as the shop spelled it: Order.build normalises it and keeps the
-    spelling for the destinations (connector/spellings.py)."""
+    spelling for the destinations (connector/storage/spellings.py)."""
     return next((value for value in candidates if normalise(value)), None)
 
 

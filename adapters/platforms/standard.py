@@ -52,8 +52,8 @@ from typing import Callable, Mapping
 
 from connector.config import ShopSettings
 from connector.errors import PayloadError, quoted
-from connector.inbound import DeleteOrder, Inbound, RecordRefund, RedactCustomer, SeeCustomer, UpsertOrder
-from connector.orders import MAX_AMOUNT, ORDER_STATUSES, ZERO, Order, normalise_phone
+from connector.domain.inbound import DeleteOrder, Inbound, RecordRefund, RedactCustomer, SeeCustomer, UpsertOrder
+from connector.domain.orders import MAX_AMOUNT, ORDER_STATUSES, ZERO, Order, normalise_phone
 
 from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_standard, verify_standard
 

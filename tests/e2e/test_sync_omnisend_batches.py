@@ -7,10 +7,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from connector import config, evaluation, outbox
-from connector.orders import Order
-from connector.store import Store
-from connector.sync import SyncWorker
+from connector import config
+from connector.services import evaluation
+from connector.storage import outbox
+from connector.domain.orders import Order
+from connector.storage.store import Store
+from connector.services.sync import SyncWorker
 from tests.fakes.vendor_server import omnisend_vendor
 
 TOML = """

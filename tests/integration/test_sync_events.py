@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from connector import evaluation, outbox
+from connector.services import evaluation
+from connector.storage import outbox
 from connector.errors import OutcomeUnknownError, RetriableDestinationError
-from connector.ports import ItemFailure
+from connector.domain.ports import ItemFailure
 from tests.conftest import NOW
 from tests.integration.test_sync import FakeDestination, add_orders, clock, fake, shop_settings, worker  # noqa: F401
 

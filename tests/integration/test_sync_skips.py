@@ -8,8 +8,9 @@ import logging
 from datetime import timedelta
 from decimal import Decimal
 
-from connector import evaluation, outbox
-from connector.orders import Order
+from connector.services import evaluation
+from connector.storage import outbox
+from connector.domain.orders import Order
 from tests.conftest import NOW
 from tests.integration.test_sync import FakeDestination, clock, shop_settings, worker  # noqa: F401
 

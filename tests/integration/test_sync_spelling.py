@@ -7,8 +7,8 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 
-from connector import evaluation
-from connector.orders import Order, email_as_written
+from connector.services import evaluation
+from connector.domain.orders import Order, email_as_written
 from tests.conftest import NOW
 from tests.integration.test_sync import FakeDestination, clock, shop_settings, worker  # noqa: F401
 
