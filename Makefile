@@ -1,11 +1,12 @@
 # make run   create .venv, install, serve the demo shop with its dashboard at http://127.0.0.1:8080
 # make test  the whole suite (starts and stops its own throwaway PostgreSQL)
+# make test-fast  the suite less the tests marked slow (the inner loop; make test runs them all)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test package bench bench-ingest clean
+.PHONY: run test test-fast package bench bench-ingest clean
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +19,9 @@ run: $(INSTALLED)
 test: $(INSTALLED)
 	bash tests/e2e/install_browser.sh
 	$(BIN)/pytest
+
+test-fast: $(INSTALLED)
+	$(BIN)/pytest -m "not slow"
 
 package: $(INSTALLED)
 	deploy/package.sh

@@ -16,6 +16,9 @@ from connector.storage.store import Store
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 ENGINES = ("sqlite", "postgresql")
+# For `database_url` of a long test (`parametrize("database_url", SLOW_ON_POSTGRESQL, indirect=True)`):
+# `make test-fast` runs it on SQLite only, `make test` on both engines.
+SLOW_ON_POSTGRESQL = (pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.slow))
 _database_numbers = itertools.count(1)
 
 

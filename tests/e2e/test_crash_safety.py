@@ -164,6 +164,7 @@ class Burst:
             return len(self.answers)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_burst_loses_no_acknowledged_webhook_and_half_writes_nothing(tmp_path, durable_url):
     now = datetime.now(timezone.utc).replace(microsecond=0)
     items = build_deliveries(now)

@@ -19,7 +19,7 @@ import pytest
 
 from connector.services.csv_import import parse_instant
 from connector.services.generate import generate_orders, write_csv
-from tests.conftest import SHOP_TOML
+from tests.conftest import SHOP_TOML, SLOW_ON_POSTGRESQL
 from tests.reference_stages import reference_stages
 
 AT = datetime(2026, 6, 1, 0, 0, tzinfo=timezone.utc)
@@ -56,7 +56,7 @@ def config_file(tmp_path, database_url):
     return path
 
 
-@pytest.mark.slow
+@pytest.mark.parametrize("database_url", SLOW_ON_POSTGRESQL, indirect=True)  # 145 s on PostgreSQL, loaded
 def test_export_after_import_matches_the_reference_for_every_customer(tmp_path, config_file):
     rows = list(generate_orders(70_000, 15_000, AT, seed=11))
     csv_path = write_csv(tmp_path / "orders.csv", rows)
@@ -77,6 +77,7 @@ def test_export_after_import_matches_the_reference_for_every_customer(tmp_path, 
     assert len(list(csv.DictReader(io.StringIO(csv_export)))) == len(expected)
 
 
+@pytest.mark.slow
 def test_importing_the_same_file_twice_leaves_the_database_unchanged(tmp_path, config_file):
     csv_path = write_csv(tmp_path / "orders.csv", generate_orders(3_000, 500, AT, seed=5))
     first = run(config_file, "import", "--shop", "acme", str(csv_path))

@@ -156,6 +156,7 @@ def store(database_url):
     opened.close()
 
 
+@pytest.mark.slow
 def test_an_outage_then_slow_answers_then_throttling_lose_nothing_and_keep_to_the_rate(store, database_url):
     clock = LogicalClock()
     with PhasedVendor(omnisend_vendor(), clock) as vendor:

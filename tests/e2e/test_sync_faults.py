@@ -10,6 +10,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import pytest
+
 from connector import config
 from connector.services import evaluation
 from connector.storage import outbox
@@ -44,6 +46,7 @@ def drain_until_empty(worker: SyncWorker, store: Store, deadline: float) -> None
     raise TimeoutError("the outbox did not drain")
 
 
+@pytest.mark.slow
 def test_flaky_slow_vendor_gets_every_change_within_the_rate(database_url):
     faults = Faults(error_share=0.3, retry_after=0.2, slow_share=0.1, slow_seconds=0.8, seed=7)
     now = datetime.now(timezone.utc)

@@ -6,6 +6,7 @@ import json
 import time
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import requests
 from sqlalchemy import select
 
@@ -43,6 +44,7 @@ def wait_until(condition, timeout: float = 90.0) -> None:
     raise TimeoutError("condition not met in time")
 
 
+@pytest.mark.slow
 def test_stages_reach_omnisend_contacts_with_one_event_per_stage_change(tmp_path, database_url):
     sender = ShopifySender()
     # Each customer's orders arrive oldest first, so later orders move them between stages.

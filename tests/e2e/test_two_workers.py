@@ -9,6 +9,8 @@ import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import pytest
+
 from connector import config
 from connector.services import evaluation
 from connector.domain.orders import Order
@@ -33,6 +35,7 @@ webhook_secret = "s"
 """
 
 
+@pytest.mark.slow
 def test_two_worker_processes_share_the_rate_and_never_send_a_contact_twice_at_once(tmp_path, request):
     database_url = fresh_database_url("postgresql", tmp_path, request)
     # Every answer takes 0.15 s, so two sends of one contact at once would overlap in time.

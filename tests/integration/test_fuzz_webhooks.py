@@ -250,6 +250,7 @@ def clear(message: str) -> bool:
     return bool(message.strip()) and "\n" not in message and len(message) < 600 and "Traceback" not in message
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("platform", FUZZED_PLATFORMS)
 @FUZZ
 @given(data=st.data())
@@ -294,6 +295,7 @@ def with_value(payload, path, value):
     return copy
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("platform", FUZZED_PLATFORMS)
 def test_every_field_of_every_fixture_mutated_in_turn_parses_or_is_a_clear_payload_error(platform):
     module, shop = PLATFORMS[platform], shop_for(platform)
@@ -351,6 +353,7 @@ def consistent(store: Store) -> None:
     assert state_keys <= queued, f"customer states never queued: {sorted(state_keys - queued)[:3]}"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("platform", HTTP_PLATFORMS)
 @HTTP_FUZZ
 @given(data=st.data())
