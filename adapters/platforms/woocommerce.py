@@ -7,6 +7,12 @@ https://woocommerce.com/document/webhooks/): a JSON body, the REST API v3 resour
 `X-WC-Webhook-Topic`, delivery id in `X-WC-Webhook-Delivery-ID`. A deleted resource is sent as
 `{"id": N}` only.
 
+De-duplication: the delivery id is NOT unique per event. `WC_Webhook::get_new_delivery_id` returns
+`wp_hash( $this->get_id() . strtotime( 'now' ) )`: one value per webhook and second, so two orders
+changed in the same second (bulk edits, the background delivery queue) share it. stagesync keys
+WooCommerce deliveries on the digest of topic and raw body instead (`event_key`): a redelivery of
+the same event (same body) is a duplicate, two different events never are (docs/architecture.md).
+
 When a webhook is created, WooCommerce first POSTs an UNSIGNED, form-encoded `webhook_id=N`
 (`WC_Webhook::deliver_ping`) and activates the hook only on a 200. `is_ping()` recognises exactly
 that body, so the HTTP layer can answer it (ignored, nothing stored) without a signature; any
@@ -26,7 +32,7 @@ from connector.errors import PayloadError, quoted
 from connector.inbound import DeleteOrder, Inbound, SeeCustomer, UpsertOrder
 from connector.orders import ZERO, Order, normalise_phone
 
-from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_body_hmac, verify_body_hmac
+from adapters.platforms.signatures import Fields, header, read_json, sign_body_hmac, verify_body_hmac
 
 NAME = "woocommerce"
 # Header names as set in WC_Webhook::deliver.
@@ -75,6 +81,12 @@ def sign(body: bytes, secret: str, *, topic: str = "order.created", delivery_id:
     }
 
 
+def event_key(topic: str, body: bytes) -> str:
+    """The de-duplication key of one delivery: "wc-body:<sha256 of topic and raw body>", never the
+    `X-WC-Webhook-Delivery-ID` header (one value per webhook and second, see the module's docstring)."""
+    return "wc-body:" + hashlib.sha256(topic.encode("utf-8", "surrogatepass") + b"\n" + body).hexdigest()
+
+
 def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inbound:
     """Translate one delivery (verified, or the creation ping); PayloadError when it cannot be understood."""
     ping = _PING.fullmatch(body)
@@ -83,7 +95,7 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
     topic = header(headers, TOPIC_HEADER)
     if topic is None:
         raise PayloadError(f"{NAME}: the {TOPIC_HEADER} header is missing")
-    base = Inbound(topic=topic, delivery_id=delivery_key(header(headers, DELIVERY_HEADER)))
+    base = Inbound(topic=topic, delivery_id=event_key(topic, body))
     data = read_json(headers, body, f"{NAME} {quoted(topic)}")
     handler = _HANDLERS.get(topic)
     if handler is None:
