@@ -1,8 +1,12 @@
 """BigCommerce: webhooks that carry only an order id, and the V2 Orders API that completes them.
 
 Webhooks (https://developer.bigcommerce.com/docs/integrations/webhooks): a light JSON callback
-`{"scope", "store_id", "producer", "data": {"type": "order", "id"}, "hash", "created_at"}`; the same
-event delivered twice has the same `hash`, so "<scope>:<hash>" is the delivery id. BigCommerce
+`{"scope", "store_id", "producer", "data": {"type": "order", "id"}, "hash", "created_at"}`. The
+`hash` is not unique per event: BigCommerce's own samples (bigcommerce/api-specs, the webhook
+callback examples) share one hash between callbacks of one order, so a later `store/order/updated`
+(a cancellation) may repeat an earlier hash. Handling a callback twice changes nothing (the order
+is re-read from the API and the newest version is kept; an archive deletes once), so BigCommerce
+callbacks have no de-duplication key (docs/architecture.md): every callback re-reads the order. BigCommerce
 signs nothing with a shared secret, but a hook created with `headers` sends them back on every
 callback: stagesync is given the shop's `webhook_secret` in a `X-Stagesync-Webhook-Secret` header
 (`"headers": {"X-Stagesync-Webhook-Secret": "<webhook_secret>"}` in `POST /v3/hooks`) and compares
@@ -32,7 +36,7 @@ from typing import Any, Iterator, Mapping
 import requests
 
 from adapters.platforms.api import ApiClient, Page, iso_z, json_body, map_records
-from adapters.platforms.signatures import Fields, delivery_key, header, read_json
+from adapters.platforms.signatures import Fields, header, read_json
 from connector.config import ShopSettings
 from connector.errors import PayloadError, PlatformApiError, SignatureError, quoted
 from connector.inbound import DeleteOrder, Inbound, UpsertOrder
@@ -86,8 +90,8 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
     data = read_json(headers, body, NAME)
     scope = data.text("scope", required=True) or ""
     data = data.renamed(f"{NAME} {quoted(scope)}")
-    event_hash = data.text("hash")
-    base = Inbound(topic=scope, delivery_id=delivery_key(f"{scope}:{event_hash}") if event_hash else None)
+    data.text("hash")  # a string when present; not a de-duplication key (see the module's docstring)
+    base = Inbound(topic=scope)
     resource = data.child("data")
     if scope == ARCHIVED_SCOPE:
         return replace(base, actions=(DeleteOrder(order_id=str(resource.ident("id"))),))

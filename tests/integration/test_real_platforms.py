@@ -9,8 +9,10 @@ from __future__ import annotations
 import copy
 import json
 from datetime import timedelta
+from email.utils import format_datetime
 
 import pytest
+import responses
 from sqlalchemy import select
 
 from connector import config
@@ -18,6 +20,7 @@ from connector.app import create_app
 from connector.schema import orders
 from connector.store import Store
 from tests.conftest import NOW
+from adapters.platforms import bigcommerce
 from tests.senders import SECRETS, WooCommerceSender, fixture
 
 PLACED = NOW - timedelta(days=3)
@@ -28,9 +31,9 @@ def shop_toml(database_url: str, *shops: str) -> str:
     return f'database_url = "{database_url}"\nadmin_token = "test-admin-token"\n' + "".join(shops)
 
 
-def shop_block(shop_id: str, platform: str, secret: str, extra: str = "") -> str:
+def shop_block(shop_id: str, platform: str, secret: str, extra: str = "", currency: str = "EUR") -> str:
     return (f'\n[[shops]]\nid = "{shop_id}"\nplatform = "{platform}"\nwebhook_secret = "{secret}"\n'
-            f'currency = "EUR"\n{extra}  [[shops.destinations]]\n  type = "log"\n')
+            f'currency = "{currency}"\n{extra}  [[shops.destinations]]\n  type = "log"\n')
 
 
 @pytest.fixture
@@ -110,3 +113,54 @@ def test_woocommerce_the_same_body_delivered_again_is_a_duplicate(woo, app_store
     # WooCommerce's retry of a failed delivery is a new second, hence a new delivery id
     assert post(woo, "woo", sender.signed(body, "order.updated", "retry")).get_json() == {"status": "duplicate"}
     assert len(stored_orders(app_store, "woo")) == 1
+
+
+# --- 2. BigCommerce: a repeated hash re-reads the order ----------------------------------------------
+BC_SECRET = "bc-hook-secret-7d1f0a9e3c"
+BC_ORDERS = "https://api.bigcommerce.com/stores/abc123de/v2/orders"
+
+
+@pytest.fixture
+def bc(database_url, app_store):
+    api = 'api = { store_hash = "abc123de", access_token = "bc_access_token_5a4b3c2d1e0f9a8b7c6d" }\n'
+    return client_for(database_url, app_store, shop_block("bc", "bigcommerce", BC_SECRET, api, currency="USD"))
+
+
+@pytest.fixture
+def bc_api():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        yield mock
+
+
+def bc_order(status_id: int, **changes) -> dict:
+    """A V2 order (bigcommerce/api-specs reference/orders.v2.oas2.yml), tests/fixtures/bigcommerce/api/order.json."""
+    order = dict(fixture("bigcommerce", "api/order"), status_id=status_id,
+                 date_created=format_datetime(PLACED), date_modified=format_datetime(PLACED))
+    order.update(changes)
+    order["billing_address"] = dict(order["billing_address"], email="ann@example.com")
+    return order
+
+
+def bc_callback(scope: str, event_hash: str):
+    """A light callback as in BigCommerce's webhook samples (tests/fixtures/bigcommerce/webhooks/)."""
+    payload = dict(fixture("bigcommerce", "webhooks/store_order_created"), scope=scope, hash=event_hash)
+    body = json.dumps(payload).encode()
+
+    class Delivery:
+        pass
+    delivery = Delivery()
+    delivery.body, delivery.headers = body, bigcommerce.sign(body, BC_SECRET)
+    return delivery
+
+
+def test_bigcommerce_a_repeated_hash_re_reads_the_order_and_sees_its_cancellation(bc, bc_api, app_store):
+    shared = "352e4afc6dd3fc85ea26bfdf3f91852604d57528"
+    bc_api.add(responses.GET, f"{BC_ORDERS}/100", json=bc_order(11))  # Awaiting Fulfillment
+    assert post(bc, "bc", bc_callback("store/order/updated", shared)).get_json() == {"status": "accepted"}
+    assert customer(bc, "bc", "ann@example.com")["orders_total"] == 1
+    bc_api.replace(responses.GET, f"{BC_ORDERS}/100",
+                   json=bc_order(5, date_modified=format_datetime(PLACED + timedelta(hours=1))))  # Cancelled
+    assert post(bc, "bc", bc_callback("store/order/updated", shared)).get_json() == {"status": "accepted"}
+    assert len(bc_api.calls) == 2
+    assert stored_orders(app_store, "bc")["100"].status == "cancelled"
+    assert customer(bc, "bc", "ann@example.com")["orders_total"] == 0

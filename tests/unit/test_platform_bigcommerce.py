@@ -59,7 +59,7 @@ def test_an_order_callback_asks_for_its_order_to_be_fetched():
     body, headers = callback("store_order_created")
     inbound = bigcommerce.parse(headers, body, SHOP)
     assert inbound.fetch_order_id == "100" and not inbound.actions
-    assert inbound.delivery_id == "store/order/created:352e4afc6dd3fc85ea26bfdf3f91852604d57528"
+    assert inbound.delivery_id is None  # the hash may repeat: every callback re-reads the order
 
 
 def test_an_archived_order_is_deleted_without_a_fetch():
