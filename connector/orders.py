@@ -15,10 +15,12 @@ from typing import Literal
 
 import phonenumbers
 
-OrderStatus = Literal["placed", "cancelled", "voided", "refunded", "deleted"]
-ORDER_STATUSES: tuple[str, ...] = ("placed", "cancelled", "voided", "refunded", "deleted")
-# Statuses that take an order out of every count, whatever its amounts.
-_EXCLUDED_STATUSES = frozenset({"cancelled", "voided", "deleted"})
+OrderStatus = Literal["placed", "cancelled", "voided", "refunded", "deleted", "pending"]
+ORDER_STATUSES: tuple[str, ...] = ("placed", "cancelled", "voided", "refunded", "deleted", "pending")
+# Statuses that take an order out of every count, whatever its amounts. `pending`: stored but not
+# placed yet (the checkout did not complete: unpaid, payment failed, abandoned); it counts once a
+# later version of it is placed (docs/rules.md, 'Valid orders').
+_EXCLUDED_STATUSES = frozenset({"cancelled", "voided", "deleted", "pending"})
 
 ZERO = Decimal(0)
 _SPACES = re.compile(r"[\s().\-/]")
@@ -178,7 +180,8 @@ class Order:
 
     @property
     def is_valid(self) -> bool:
-        """Counts in the stage models: not test, not cancelled/voided/deleted, not fully refunded."""
+        """Counts in the stage models: placed (not pending), not test, not cancelled/voided/deleted,
+        not fully refunded."""
         if self.test or self.status in _EXCLUDED_STATUSES:
             return False
         if self.status == "refunded" and self.refunded == ZERO:

@@ -44,14 +44,18 @@ _PING = re.compile(rb"webhook_id=([0-9]{1,20})")
 ORDER_TOPICS = ("order.created", "order.updated", "order.restored")
 TOPICS = ORDER_TOPICS + ("order.deleted", "customer.created", "customer.updated")
 
-# Order statuses (REST API v3 `status`) -> canonical status. Orders that never became a sale
-# (failed payment) count as cancelled; a trashed order as deleted.
+# Order statuses (REST API v3 `status`, https://woocommerce.github.io/woocommerce-rest-api-docs/#order-properties;
+# https://woocommerce.com/document/managing-orders/order-statuses/) -> canonical status.
+# Not placed yet, stored but not counted (docs/rules.md, 'Valid orders'): `pending` ("order received,
+# no payment initiated"), `failed` (payment failed or declined), and the Store API's checkout drafts
+# (`checkout-draft`, plus WordPress's own `draft`/`auto-draft`). They count once a later event
+# places them. A trashed order is deleted; custom statuses added by plugins count as placed.
 STATUSES = {
-    "pending": "placed", "on-hold": "placed", "processing": "placed", "completed": "placed",
-    "cancelled": "cancelled", "failed": "cancelled", "refunded": "refunded", "trash": "deleted",
+    "on-hold": "placed", "processing": "placed", "completed": "placed",
+    "pending": "pending", "failed": "pending", "checkout-draft": "pending", "draft": "pending",
+    "auto-draft": "pending",
+    "cancelled": "cancelled", "refunded": "refunded", "trash": "deleted",
 }
-# Not orders yet (Store API checkout drafts); custom statuses added by plugins count as placed.
-DRAFT_STATUSES = frozenset({"checkout-draft", "draft", "auto-draft"})
 
 
 def is_ping(headers: Mapping[str, str], body: bytes) -> bool:
@@ -106,8 +110,6 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
 def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
     order_id = data.ident("id")
     raw_status = data.text("status", required=True) or ""
-    if raw_status in DRAFT_STATUSES:
-        return replace(base, ignored_reason=f"{raw_status} order: not placed yet")
     status = STATUSES.get(raw_status, "placed")
     total = data.amount("total") or ZERO
     # The order's `refunds` list each refund with a NEGATIVE `total` string ("-10.00").
@@ -118,7 +120,7 @@ def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
     try:
         order = Order.build(
             shop_id=shop.id, order_id=order_id,
-            placed_at=data.moment("date_created_gmt", required=True),  # GMT, written without an offset
+            placed_at=_placed_at(data),
             updated_at=data.moment("date_modified_gmt"),
             total=total, refunded=refunded, status=status,
             email=billing.text("email"), phone=billing.text("phone"),  # guests (customer_id 0) have only these
@@ -128,6 +130,17 @@ def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
     except ValueError as exc:
         raise PayloadError(f"{data.where}: {exc}") from None
     return replace(base, actions=(UpsertOrder(order),))
+
+
+def _placed_at(data: Fields) -> datetime:
+    """When the order was placed: `date_paid_gmt` (set by WooCommerce when the order reaches a paid
+    status, `WC_Order::maybe_set_date_paid`), else `date_created_gmt`. An order created `pending`
+    and paid days later counts from its payment (docs/rules.md, 'Valid orders'); one placed
+    without payment (on-hold bank transfer, cash on delivery) counts from its creation until it is
+    paid. Both dates are GMT written without an offset."""
+    created = data.moment("date_created_gmt", required=True)
+    paid = data.moment("date_paid_gmt")
+    return paid if paid is not None and paid >= created else created
 
 
 def _order_deleted(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:

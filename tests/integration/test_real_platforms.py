@@ -18,7 +18,7 @@ from sqlalchemy import select
 from connector import config
 from connector.app import create_app
 from connector.schema import orders
-from connector.store import Store
+from connector.store import Store, from_micros
 from tests.conftest import NOW
 from adapters.platforms import bigcommerce
 from tests.senders import SECRETS, WooCommerceSender, fixture
@@ -70,14 +70,17 @@ def customer(client, shop_id, email):
     return answer.get_json() if answer.status_code == 200 else None
 
 
-def woo_order(order_id: int, email: str, status: str, total: str = "69.80", modified=None) -> dict:
+def naive(moment):
+    return None if moment is None else moment.replace(tzinfo=None).isoformat()  # WooCommerce's *_gmt: no offset
+
+
+def woo_order(order_id: int, email: str, status: str, total: str = "69.80", modified=None, paid=PLACED) -> dict:
     """A REST API v3 order (https://woocommerce.github.io/woocommerce-rest-api-docs/#order-properties),
     from tests/fixtures/woocommerce/order.updated.json."""
     order = copy.deepcopy(fixture("woocommerce", "order.updated"))
-    naive = lambda m: m.replace(tzinfo=None).isoformat()  # noqa: E731 (WooCommerce's *_gmt dates have no offset)
     order.update(id=order_id, status=status, total=total, refunds=[],
                  date_created_gmt=naive(PLACED), date_modified_gmt=naive(modified or PLACED),
-                 date_paid_gmt=naive(PLACED))
+                 date_paid_gmt=naive(paid))
     order["billing"]["email"] = email
     return order
 
@@ -164,3 +167,43 @@ def test_bigcommerce_a_repeated_hash_re_reads_the_order_and_sees_its_cancellatio
     assert len(bc_api.calls) == 2
     assert stored_orders(app_store, "bc")["100"].status == "cancelled"
     assert customer(bc, "bc", "ann@example.com")["orders_total"] == 0
+
+
+# --- 3. unpaid and abandoned orders are stored, not counted, until placed ------------------------------
+# WooCommerce: https://woocommerce.com/document/managing-orders/order-statuses/ ("Pending payment:
+# order received, no payment initiated"; "Failed"; the Store API's "checkout-draft").
+
+@pytest.mark.parametrize("raw_status", ["pending", "failed", "checkout-draft"])
+def test_woocommerce_an_unpaid_order_is_stored_but_does_not_count(woo, app_store, raw_status):
+    unpaid = woo_order(2001, "ann@example.com", raw_status, paid=None)
+    assert post(woo, "woo", WooCommerceSender().signed(unpaid, "order.created")).get_json() == {"status": "accepted"}
+    stored = stored_orders(app_store, "woo")["2001"]
+    assert (stored.status, stored.valid, stored.amount) == ("pending", False, 0)
+    view = customer(woo, "woo", "ann@example.com")
+    assert view is None or (view["orders_total"], view["total_spent"]) == (0, "0.00")
+
+
+def test_woocommerce_an_order_paid_later_counts_from_its_payment(woo, app_store):
+    paid_at = PLACED + timedelta(days=2)
+    sender = WooCommerceSender()
+    post(woo, "woo", sender.signed(woo_order(2001, "ann@example.com", "pending", paid=None), "order.created"))
+    later = woo_order(2001, "ann@example.com", "processing", modified=paid_at, paid=paid_at)
+    assert post(woo, "woo", sender.signed(later, "order.updated")).get_json() == {"status": "accepted"}
+    stored = stored_orders(app_store, "woo")["2001"]
+    assert stored.valid and from_micros(stored.placed_at) == paid_at  # date_paid_gmt, not date_created_gmt
+    view = customer(woo, "woo", "ann@example.com")
+    assert (view["orders_total"], view["total_spent"], view["recency_days"]) == (1, "69.80", 1)
+
+
+@pytest.mark.parametrize("status_id", [0, 1])  # 0 Incomplete, 1 Pending: checkout started, not completed
+def test_bigcommerce_an_incomplete_or_pending_checkout_counts_only_once_placed(bc, bc_api, app_store, status_id):
+    # https://developer.bigcommerce.com/docs/store-operations/orders#order-statuses
+    bc_api.add(responses.GET, f"{BC_ORDERS}/100", json=bc_order(status_id))
+    assert post(bc, "bc", bc_callback("store/order/created", "a1")).get_json() == {"status": "accepted"}
+    stored = stored_orders(app_store, "bc")["100"]
+    assert (stored.status, stored.valid) == ("pending", False)
+    assert customer(bc, "bc", "ann@example.com")["orders_total"] == 0
+    bc_api.replace(responses.GET, f"{BC_ORDERS}/100",
+                   json=bc_order(11, date_modified=format_datetime(PLACED + timedelta(hours=1))))
+    post(bc, "bc", bc_callback("store/order/statusUpdated", "a2"))
+    assert customer(bc, "bc", "ann@example.com")["orders_total"] == 1
