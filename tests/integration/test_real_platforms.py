@@ -21,7 +21,7 @@ from connector.schema import orders
 from connector.store import Store, from_micros
 from tests.conftest import NOW
 from adapters.platforms import bigcommerce
-from tests.senders import SECRETS, WooCommerceSender, fixture
+from tests.senders import SECRETS, ShopifySender, WooCommerceSender, fixture
 
 PLACED = NOW - timedelta(days=3)
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -207,3 +207,58 @@ def test_bigcommerce_an_incomplete_or_pending_checkout_counts_only_once_placed(b
                    json=bc_order(11, date_modified=format_datetime(PLACED + timedelta(hours=1))))
     post(bc, "bc", bc_callback("store/order/statusUpdated", "a2"))
     assert customer(bc, "bc", "ann@example.com")["orders_total"] == 1
+
+
+# --- 4. Shopify: the amount is current_total_price (after edits and refunds) --------------------------
+# https://shopify.dev/docs/api/admin-rest/latest/resources/order#resource-object: current_total_price
+# "reflects order edits, returns, and refunds"; tests/fixtures/shopify/orders/*.json follow the
+# webhook reference's samples.
+
+@pytest.fixture
+def shopify_client(database_url, app_store):
+    return client_for(database_url, app_store, shop_block("shop", "shopify", SECRETS["shopify"]))
+
+
+def shopify_order(name: str, **changes) -> dict:
+    order = copy.deepcopy(fixture("shopify", f"orders/{name}"))
+    order.update(processed_at=PLACED.isoformat(), created_at=PLACED.isoformat(), updated_at=PLACED.isoformat(),
+                 email="ann@example.com", contact_email="ann@example.com")
+    order.update(changes)
+    return order
+
+
+def eur(amount: str) -> dict:
+    money = {"amount": amount, "currency_code": "EUR"}
+    return {"shop_money": money, "presentment_money": money}
+
+
+def test_shopify_an_edited_order_counts_its_current_total(shopify_client, app_store):
+    # An item removed by an order edit: total_price keeps the original 89.80, current_total_price is 49.85.
+    edited = shopify_order("create", current_total_price="49.85", current_total_price_set=eur("49.85"))
+    assert post(shopify_client, "shop", ShopifySender().signed(edited, "orders/updated")).get_json()["status"] == "accepted"
+    assert customer(shopify_client, "shop", "ann@example.com")["total_spent"] == "49.85"
+
+
+def test_shopify_a_refunded_order_is_not_refunded_twice(shopify_client, app_store):
+    # orders/updated after a 39.95 refund of an 89.80 order: current_total_price 49.85, refunds [39.95].
+    refunded = shopify_order("updated")
+    assert refunded["current_total_price"] == "49.85" and refunded["total_price"] == "89.80"
+    sender = ShopifySender()
+    assert post(shopify_client, "shop", sender.signed(refunded, "orders/updated")).get_json()["status"] == "accepted"
+    assert customer(shopify_client, "shop", "ann@example.com")["total_spent"] == "49.85"  # not 9.90
+    # the same refund's refunds/create, before or after, changes nothing
+    refund = fixture("shopify", "refunds/create")
+    assert post(shopify_client, "shop", sender.signed(refund, "refunds/create")).get_json()["status"] == "accepted"
+    assert customer(shopify_client, "shop", "ann@example.com")["total_spent"] == "49.85"
+
+
+def test_shopify_a_refund_announced_before_the_order_update_is_counted_once(shopify_client, app_store):
+    sender = ShopifySender()
+    original = shopify_order("updated", current_total_price="89.80", current_total_price_set=eur("89.80"),
+                             refunds=[], financial_status="paid", updated_at=(PLACED - timedelta(hours=1)).isoformat())
+    post(shopify_client, "shop", sender.signed(original, "orders/create"))
+    post(shopify_client, "shop", sender.signed(fixture("shopify", "refunds/create"), "refunds/create"))
+    assert customer(shopify_client, "shop", "ann@example.com")["total_spent"] == "49.85"
+    post(shopify_client, "shop", sender.signed(shopify_order("updated"), "orders/updated"))
+    assert customer(shopify_client, "shop", "ann@example.com")["total_spent"] == "49.85"
+
