@@ -193,6 +193,9 @@ class _Reader:
         if (not isinstance(secret, str) or not secret) and f"{where}.webhook_secret" not in self.unset:
             self.problem(f"{where}.webhook_secret", "is required (a non-empty string)")
             secret = ""
+        if platform == "standard" and secret and not _standard_secret_ok(secret):
+            self.problem(f"{where}.webhook_secret", "must be a Standard Webhooks secret: whsec_ followed by "
+                                                    "base64 (the = padding may be left off)")
         known = {"id", "platform", "webhook_secret", "currency", "country", "rfm", "phases", "api",
                  "destinations", "labels"}
         for key in sorted(set(raw) - known):
@@ -339,3 +342,10 @@ class _Reader:
             ))
         return tuple(result)
 
+
+def _standard_secret_ok(secret: str) -> bool:
+    """The very decoding that verifies deliveries (adapters.platforms.signatures), so that
+    `check-config` and verification agree on which secrets work."""
+    from adapters.platforms.signatures import standard_secret_bytes
+
+    return standard_secret_bytes(secret) is not None

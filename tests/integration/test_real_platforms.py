@@ -6,7 +6,10 @@ platform's own reference; see the comment at each test for the source).
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
+import hmac
 import json
 from datetime import timedelta
 from email.utils import format_datetime
@@ -262,3 +265,34 @@ def test_shopify_a_refund_announced_before_the_order_update_is_counted_once(shop
     post(shopify_client, "shop", sender.signed(shopify_order("updated"), "orders/updated"))
     assert customer(shopify_client, "shop", "ann@example.com")["total_spent"] == "49.85"
 
+
+# --- 6. Standard Webhooks secrets without base64 padding ------------------------------------------------
+# The reference library decodes `whsec_` + base64 after adding the padding back
+# (standard-webhooks libraries/python/standardwebhooks/webhooks.py: base64.b64decode(whsecret + "==")).
+KEY = bytes(range(32))  # base64 "AAEC...Hh8=": one "=" of padding
+UNPADDED = "whsec_" + base64.b64encode(KEY).decode().rstrip("=")
+
+
+def standard_delivery(payload: dict, msg_id: str) -> tuple[bytes, dict]:
+    """Signed as the spec says, independently of stagesync: HMAC-SHA256(key, "{id}.{timestamp}.{body}")."""
+    body = json.dumps(payload).encode()
+    timestamp = str(int(NOW.timestamp()))
+    digest = hmac.new(KEY, f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return body, {"Content-Type": "application/json", "webhook-id": msg_id, "webhook-timestamp": timestamp,
+                  "webhook-signature": "v1," + base64.b64encode(digest).decode()}
+
+
+def test_standard_a_secret_without_padding_verifies_and_passes_check_config(database_url, app_store):
+    assert not UNPADDED.endswith("=")
+    settings = config.parse(shop_toml(database_url, shop_block("std", "standard", UNPADDED)), env={})  # check-config: OK
+    client = create_app(settings, store=app_store, clock=lambda: NOW).test_client()
+    order = copy.deepcopy(fixture("standard", "order.upserted"))
+    order["data"].update(placed_at=PLACED.isoformat(), updated_at=PLACED.isoformat(), email="ann@example.com")
+    body, headers = standard_delivery(order, "msg_2mQ1kZ7a")
+    answer = client.post("/webhooks/std", data=body, headers=headers)
+    assert (answer.status_code, answer.get_json()) == (200, {"status": "accepted"})
+
+
+def test_standard_check_config_refuses_a_secret_that_verification_would_refuse(database_url):
+    with pytest.raises(config.ConfigError, match="webhook_secret"):
+        config.parse(shop_toml(database_url, shop_block("std", "standard", "whsec_not*base64!")), env={})
