@@ -35,6 +35,8 @@ orders = Table(
     # stage aggregation is one indexed scan with no business logic in SQL.
     Column("valid", Boolean, nullable=False),
     Column("amount", BigInteger, nullable=False),
+    # False: an order in another currency that no rate converted (counted, `amount` 0: out of money figures)
+    Column("amount_known", Boolean, nullable=False, server_default="1"),
 )
 # Covers the per-customer aggregation (connector.store._figures_query): read from the index alone.
 Index("ix_orders_figures", orders.c.shop_id, orders.c.customer_key, orders.c.placed_at, orders.c.valid,

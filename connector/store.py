@@ -33,7 +33,7 @@ from connector.schema import (
 from connector.stages import WINDOW, Bands, CustomerFigures
 from connector.statements import FIGURE_COLUMNS, STATE_COLUMNS, figures_select
 
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0004"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 GROUP_COMMIT_LANES = 2  # PostgreSQL: webhook transactions in flight per process (connector.group_commit)
@@ -639,7 +639,7 @@ def _order_values(order: Order) -> dict:
         updated_at=None if order.updated_at is None else to_micros(order.updated_at),
         total=money_to_micros(order.total), refunded=money_to_micros(order.refunded),
         status=order.status, test=order.test, currency=order.currency,
-        valid=order.is_valid, amount=money_to_micros(order.amount),
+        valid=order.is_valid, amount=money_to_micros(order.amount), amount_known=order.amount_known,
     )
 
 
@@ -648,7 +648,7 @@ def _order_from_row(row) -> Order:
         shop_id=row.shop_id, order_id=row.order_id, placed_at=from_micros(row.placed_at),
         total=micros_to_money(row.total), refunded=micros_to_money(row.refunded), status=row.status,
         test=row.test, email=row.email, phone=row.phone, customer_id=row.customer_id, currency=row.currency,
-        updated_at=from_micros(row.updated_at),
+        updated_at=from_micros(row.updated_at), amount_known=row.amount_known,
     )
 
 

@@ -29,6 +29,9 @@ are ISO 8601 ("2025-03-14T10:30:00Z"), UTC when written without an offset.
         data.test          optional  true: a test order, ignored (default false)
         data.updated_at    optional  version of the order: an older version never replaces a newer one
         data.email, data.phone, data.customer_id, data.currency   optional (currency: default the shop's)
+        data.exchange_rate optional  shop-currency units per unit of data.currency, when that is another
+                                     currency (else the shop's `rates`; else the order counts, its
+                                     amount stays out of money figures)
     type "order.deleted":     data.order_id required, data.updated_at optional
     type "refund.created":    data.order_id, data.refund_id, data.amount required, data.created_at optional
                               (recorded once per refund_id)
@@ -127,6 +130,11 @@ def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
         )
     except ValueError as exc:
         raise PayloadError(f"{data.where}: {exc}") from None
+    rate = data.amount("exchange_rate", required=False)
+    if rate is not None:
+        if rate <= 0:
+            raise data.error("exchange_rate", "must be a positive number")
+        order = replace(order, exchange_rate=rate)
     return replace(base, actions=(UpsertOrder(order),))
 
 

@@ -25,6 +25,7 @@ import hashlib
 import re
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Callable, Mapping
 
 from connector.config import ShopSettings
@@ -129,7 +130,28 @@ def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
         )
     except ValueError as exc:
         raise PayloadError(f"{data.where}: {exc}") from None
-    return replace(base, actions=(UpsertOrder(order),))
+    rate = _base_currency_rate(data, total)
+    return replace(base, actions=(UpsertOrder(replace(order, exchange_rate=rate) if rate else order),))
+
+
+# Multi-currency plugins keep the shop's (base) currency figures in the order's `meta_data`.
+# Aelia Currency Switcher: `_order_total_base_currency` (the order total in the base currency);
+# https://aelia.co/shop/currency-switcher-woocommerce/ ("order totals in base currency").
+BASE_TOTAL_META = ("_order_total_base_currency",)
+
+
+def _base_currency_rate(data: Fields, total: Decimal) -> Decimal | None:
+    """Shop-currency units per unit of the order's currency, from a multi-currency plugin's meta."""
+    if total <= ZERO:
+        return None
+    for meta in data.children("meta_data"):
+        if meta.text("key") in BASE_TOTAL_META:
+            try:
+                base = Decimal(str(meta.raw("value")))
+            except InvalidOperation:
+                return None
+            return base / total if base.is_finite() and base > ZERO else None
+    return None
 
 
 def _placed_at(data: Fields) -> datetime:

@@ -296,3 +296,60 @@ def test_standard_a_secret_without_padding_verifies_and_passes_check_config(data
 def test_standard_check_config_refuses_a_secret_that_verification_would_refuse(database_url):
     with pytest.raises(config.ConfigError, match="webhook_secret"):
         config.parse(shop_toml(database_url, shop_block("std", "standard", "whsec_not*base64!")), env={})
+
+
+# --- 5. orders in another currency ----------------------------------------------------------------------
+# WooCommerce's order `currency` is the currency of its amounts (REST API v3, order properties);
+# Aelia Currency Switcher adds `_order_total_base_currency` to the order's meta_data.
+
+def usd_order(order_id: int, meta=()) -> dict:
+    order = woo_order(order_id, "ann@example.com", "processing", total="100.00")
+    order["currency"] = "USD"
+    order["meta_data"] = list(order["meta_data"]) + list(meta)
+    return order
+
+
+def amount_known(store, shop_id, order_id):
+    with store.read() as conn:
+        return conn.execute(select(orders.c.amount_known).where(
+            orders.c.shop_id == shop_id, orders.c.order_id == order_id)).scalar_one()
+
+
+def test_a_foreign_order_without_a_rate_counts_but_stays_out_of_money_figures(woo, app_store):
+    post(woo, "woo", WooCommerceSender().signed(woo_order(2000, "ann@example.com", "processing", total="50.00"),
+                                                "order.updated"))
+    assert post(woo, "woo", WooCommerceSender().signed(usd_order(2001), "order.updated")).get_json()["status"] == "accepted"
+    view = customer(woo, "woo", "ann@example.com")
+    assert (view["orders_total"], view["total_spent"]) == (2, "50.00")  # never USD 100 read as EUR 100
+    assert amount_known(app_store, "woo", "2001") is False and amount_known(app_store, "woo", "2000") is True
+
+
+def test_a_foreign_order_is_converted_with_the_shops_rates(database_url, app_store):
+    client = client_for(database_url, app_store,
+                        shop_block("woo", "woocommerce", SECRETS["woocommerce"], "rates = { USD = 0.92 }\n"))
+    post(client, "woo", WooCommerceSender().signed(usd_order(2001), "order.updated"))
+    assert customer(client, "woo", "ann@example.com")["total_spent"] == "92.00"
+    assert amount_known(app_store, "woo", "2001") is True
+
+
+def test_the_platforms_rate_wins_over_the_shops_rates(database_url, app_store):
+    client = client_for(database_url, app_store,
+                        shop_block("woo", "woocommerce", SECRETS["woocommerce"], "rates = { USD = 0.92 }\n"))
+    aelia = [{"id": 30500, "key": "_order_total_base_currency", "value": "90.50"}]
+    post(client, "woo", WooCommerceSender().signed(usd_order(2001, aelia), "order.updated"))
+    assert customer(client, "woo", "ann@example.com")["total_spent"] == "90.50"
+
+
+def test_a_standard_order_may_carry_its_exchange_rate(database_url, app_store):
+    from tests.senders import StandardSender
+    client = client_for(database_url, app_store, shop_block("standard", "standard", SECRETS["standard"]))
+    data = {"order_id": "A-1", "placed_at": PLACED.isoformat(), "total": "100.00", "currency": "USD",
+            "exchange_rate": "0.9", "email": "ann@example.com"}
+    delivery = StandardSender(clock=NOW).signed({"type": "order.upserted", "data": data}, "order.upserted")
+    assert post(client, "standard", delivery).get_json() == {"status": "accepted"}
+    assert customer(client, "standard", "ann@example.com")["total_spent"] == "90.00"
+
+
+def test_rates_are_checked_by_check_config(database_url):
+    with pytest.raises(config.ConfigError, match=r"rates\.USD"):
+        config.parse(shop_toml(database_url, shop_block("w", "woocommerce", "s", "rates = { USD = -1 }\n")), env={})
