@@ -28,7 +28,7 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # Keys whose values are secrets: present in settings, never in a message or a repr.
 SECRET_KEYS = frozenset({"webhook_secret", "admin_token", "api_key", "access_token", "consumer_key",
-                         "consumer_secret", "password", "secret", "token", "private_key"})
+                         "consumer_secret", "client_secret", "password", "secret", "token", "private_key"})
 
 
 @dataclass(frozen=True)
@@ -191,6 +191,11 @@ class _Reader:
         if platform not in PLATFORMS:
             self.problem(f"{where}.platform", f"must be one of {', '.join(PLATFORMS)} (got {platform!r})")
         secret = raw.get("webhook_secret")
+        api_table = raw.get("api")
+        if platform == "shopify" and secret is None and isinstance(api_table, dict) \
+                and isinstance(api_table.get("client_secret"), str):
+            # A Dev Dashboard app signs its webhooks with its client secret (docs/configuration.md)
+            secret = api_table["client_secret"]
         if (not isinstance(secret, str) or not secret) and f"{where}.webhook_secret" not in self.unset:
             self.problem(f"{where}.webhook_secret", "is required (a non-empty string)")
             secret = ""

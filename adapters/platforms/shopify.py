@@ -43,7 +43,7 @@ TOPIC_HEADER = "X-Shopify-Topic"
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 EVENT_ID_HEADER = "X-Shopify-Event-Id"
 WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
-API_VERSION = "2025-10"  # what `sign()` announces; the payload fields read here are stable across versions
+API_VERSION = "2026-10"  # what `sign()` announces; the payload fields read here are stable across versions
 
 ORDER_TOPICS = ("orders/create", "orders/updated", "orders/paid", "orders/cancelled")
 # The three mandatory privacy topics: https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance

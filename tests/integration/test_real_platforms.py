@@ -353,3 +353,19 @@ def test_a_standard_order_may_carry_its_exchange_rate(database_url, app_store):
 def test_rates_are_checked_by_check_config(database_url):
     with pytest.raises(config.ConfigError, match=r"rates\.USD"):
         config.parse(shop_toml(database_url, shop_block("w", "woocommerce", "s", "rates = { USD = -1 }\n")), env={})
+
+
+# --- 7. Shopify Dev Dashboard apps: webhooks are signed with the app's client secret --------------------
+# https://shopify.dev/docs/apps/build/webhooks/verify-deliveries ("the app's client secret")
+
+def test_shopify_webhooks_verify_with_the_client_secret_when_no_webhook_secret_is_set(database_url, app_store):
+    client_secret = "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"
+    toml = shop_toml(database_url) + (
+        '\n[[shops]]\nid = "dev"\nplatform = "shopify"\ncurrency = "EUR"\n'
+        f'api = {{ shop_domain = "acme.myshopify.com", client_id = "3f1c0e9a", client_secret = "{client_secret}" }}\n'
+        '  [[shops.destinations]]\n  type = "log"\n')
+    app = create_app(config.parse(toml, env={}), store=app_store, clock=lambda: NOW).test_client()
+    order = shopify_order("create")
+    assert post(app, "dev", ShopifySender(secret=client_secret).signed(order, "orders/create")).get_json() == \
+        {"status": "accepted"}
+    assert post(app, "dev", ShopifySender(secret="another").signed(order, "orders/create")).status_code == 401
