@@ -201,7 +201,10 @@ def explain_command(args: argparse.Namespace) -> int:
     snap = snapshot(open_store(settings), shop, parse_at(args.at))
     if key is None or key not in snap.evaluations:
         raise UserError(f"no customer {mask(args.email)!r} in shop {shop.id}")
-    print(explain(snap, key))
+    from connector.currency_queries import unconverted_orders
+    with open_store(settings).read() as conn:
+        unconverted = unconverted_orders(conn, shop.id, key).get(shop.id, 0)
+    print(explain(snap, key, unconverted))
     return 0
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from connector.config import ShopSettings
+from connector.currency_queries import unconverted_note
 from connector.evaluation import NO_FIGURES, current_shop_figures
 from connector.orders import customer_key, normalise_email, normalise_phone
 from connector.reports import iso
@@ -47,5 +48,7 @@ def customer_view(store: Store, shop: ShopSettings, identity: str, now: datetime
                        "risk": shop_figures.bands.risk, "adaptive": shop_figures.bands.adaptive},
                 history=history_rows, data_requests=request_rows,
                 orders=[{"order_id": o.order_id, "placed_at": iso(o.placed_at), "total": str(o.total),
-                         "refunded": str(o.refunded), "status": o.status, "counts": o.is_valid} for o in orders])
+                         "refunded": str(o.refunded), "status": o.status, "counts": o.is_valid,
+                         "currency": o.currency, "amount_known": o.amount_known} for o in orders],
+                unconverted=unconverted_note(sum(o.is_valid and not o.amount_known for o in orders)))
     return view

@@ -28,6 +28,7 @@ from sqlalchemy import Connection, func, select
 
 from connector import outbox
 from connector.config import Settings, ShopSettings
+from connector.currency_queries import unconverted_note, unconverted_orders
 from connector.errors import UnknownShopError, mask
 from connector.evaluation import Snapshot, snapshot
 from connector.metrics import QueueLevel, queue_levels
@@ -263,6 +264,7 @@ def shop_dashboard(shop_id: str):
         moves = movements(conn, shop.id, model, now)
         levels = queue_levels(conn, shop.id)
         letters = outbox.dead_letters(conn, shop.id)
+        unconverted = unconverted_orders(conn, shop.id).get(shop.id, 0)
     destinations = [DestinationHealth(d.name, d.type, levels.get((shop.id, d.name), QueueLevel()))
                     for d in shop.destinations]
     destinations += [DestinationHealth(name, "no longer configured", level)
@@ -278,7 +280,7 @@ def shop_dashboard(shop_id: str):
         model=model, other_model_url=_other_model_url(shop.id, model), matrix=matrix(moves, model), window_weeks=MOVEMENT_WINDOW.days // 7,
         destinations=destinations, letters=letters[:DEAD_LETTERS_SHOWN], letters_total=len(letters),
         replayed=request.args.get("replayed", type=int), pinned=bool(request.args.get("at")),
-        csrf=session.get("csrf", ""),
+        csrf=session.get("csrf", ""), unconverted=unconverted_note(unconverted),
     )
 
 

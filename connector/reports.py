@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterator
 
+from connector.currency_queries import unconverted_note
 from connector.evaluation import Snapshot
 from connector.stages import PHASES, RFM_STAGES, Evaluation, day, money
 
@@ -56,8 +57,9 @@ def export_rows(snap: Snapshot) -> Iterator[dict]:
         yield export_row(key, snap.evaluations[key])
 
 
-def explain(snap: Snapshot, key: str) -> str:
-    """A customer's stages and the numbers behind them, as `stagesync explain` prints them."""
+def explain(snap: Snapshot, key: str, unconverted: int = 0) -> str:
+    """A customer's stages and the numbers behind them, as `stagesync explain` prints them;
+    `unconverted`: the customer's orders whose amount no exchange rate converted."""
     e = snap.evaluations[key]
     f = e.figures
     bands = snap.shop.bands
@@ -80,4 +82,7 @@ def explain(snap: Snapshot, key: str) -> str:
         f"recency bands   recent < {bands.recent} d, nurture < {bands.nurture} d, risk < {bands.risk} d "
         f"({'adaptive' if bands.adaptive else 'configured'})",
     ]
+    note = unconverted_note(unconverted)
+    if note:
+        lines.append(f"unconverted     {note}")
     return "\n".join(lines)

@@ -369,3 +369,13 @@ def test_shopify_webhooks_verify_with_the_client_secret_when_no_webhook_secret_i
     assert post(app, "dev", ShopifySender(secret=client_secret).signed(order, "orders/create")).get_json() == \
         {"status": "accepted"}
     assert post(app, "dev", ShopifySender(secret="another").signed(order, "orders/create")).status_code == 401
+
+
+def test_unconverted_orders_are_shown_by_the_customer_view_the_dashboard_and_the_metrics(woo, app_store):
+    post(woo, "woo", WooCommerceSender().signed(usd_order(2001), "order.updated"))
+    view = customer(woo, "woo", "ann@example.com")
+    assert "another currency" in view["unconverted"]
+    assert [(o["currency"], o["amount_known"]) for o in view["orders"]] == [("USD", False)]
+    page = woo.get("/dashboard/woo", headers=ADMIN).get_data(as_text=True)
+    assert "data-unconverted" in page and "another currency" in page
+    assert 'stagesync_orders_unconverted{shop="woo"} 1.0' in woo.get("/metrics").get_data(as_text=True)
