@@ -24,8 +24,10 @@ are ISO 8601 ("2025-03-14T10:30:00Z"), UTC when written without an offset.
         data.placed_at     required  when the order was placed
         data.total         required  the original total, in the shop's currency
         data.refunded      optional  refunded so far (default 0): amount = total - refunded
-        data.status        optional  placed | cancelled | voided | refunded | deleted (default placed);
-                                     "refunded" with no `refunded` amount means refunded in full
+        data.status        optional  placed | cancelled | voided | refunded | deleted | pending (default
+                                     placed); "refunded" with no `refunded` amount means refunded in
+                                     full; "pending": checkout not completed (unpaid), stored, not
+                                     counted until a later version is placed
         data.test          optional  true: a test order, ignored (default false)
         data.updated_at    optional  version of the order: an older version never replaces a newer one
         data.email, data.phone, data.customer_id, data.currency   optional (currency: default the shop's)
