@@ -379,3 +379,15 @@ def test_unconverted_orders_are_shown_by_the_customer_view_the_dashboard_and_the
     page = woo.get("/dashboard/woo", headers=ADMIN).get_data(as_text=True)
     assert "data-unconverted" in page and "another currency" in page
     assert 'stagesync_orders_unconverted{shop="woo"} 1.0' in woo.get("/metrics").get_data(as_text=True)
+
+
+def test_explain_says_when_an_order_amount_is_unconverted(woo, database_url, tmp_path, capsys):
+    from connector.cli import main
+    post(woo, "woo", WooCommerceSender().signed(usd_order(2001), "order.updated"))
+    path = tmp_path / "stagesync.toml"
+    path.write_text(shop_toml(database_url, shop_block("woo", "woocommerce", SECRETS["woocommerce"])))
+    assert main(["--config", str(path), "explain", "--shop", "woo", "ann@example.com",
+                 "--at", NOW.isoformat()]) == 0
+    out = capsys.readouterr().out
+    assert "orders_total    1" in out and "total_spent     0.00" in out
+    assert "unconverted     1 order(s) in another currency with no exchange rate" in out
