@@ -15,7 +15,7 @@ import time
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
-from typing import Any, Callable, ClassVar, Iterable, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterable, Mapping, Sequence, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -23,9 +23,11 @@ import tenacity
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from connector.config import DestinationSettings
 from connector.errors import FatalDestinationError, RetriableDestinationError, mask, scrub
-from connector.ports import Destination, ItemFailure, PropertyValue
+from connector.domain.ports import Destination, ItemFailure, PropertyValue
+
+if TYPE_CHECKING:
+    from adapters.destinations.settings import HttpSettings
 
 TIMEOUT = (5, 15)  # seconds: to connect, then between bytes of the answer
 MAX_MESSAGE = 300  # characters of a vendor's error text kept in a message
@@ -222,7 +224,7 @@ def one_by_one(items: Sequence[T], send_one: Callable[[T], object]) -> list[Item
     return failures
 
 
-# How each field of SPEC 2.3 is typed in a tool that types its properties.
+# How each field of docs/rules.md, 'Fields a destination can write', is typed in a tool that types its properties.
 FIELD_KINDS = {"rfm": "text", "phases": "text", "orders_365d": "number", "orders_total": "number",
                "aov_365d": "number", "total_spent": "number", "first_order_date": "date",
                "last_order_date": "date", "rfm_since": "date"}
@@ -232,36 +234,20 @@ class HttpDestination(Destination):
     """Settings, one session and `call()`: what every vendor adapter has in common."""
 
     base_url_default: ClassVar[str] = ""
-    options: ClassVar[frozenset[str]] = frozenset({"api_key"})  # the keys this type accepts
     has_events: ClassVar[bool] = False  # whether the vendor takes events at all
 
-    def __init__(self, settings: DestinationSettings, session: requests.Session | None = None, *,
+    def __init__(self, settings: HttpSettings, session: requests.Session | None = None, *,
                  shop: str | None = None):
         self.name = settings.name
         self.shop = shop  # the shop this account belongs to (sent by the webhook destination)
         self.properties = dict(settings.properties)  # property name in the tool -> field (SPEC 2.3)
-        self.api_key = str(settings.options.get("api_key") or "")
+        self.api_key = str(getattr(settings, "api_key", "") or "")  # ApiKeySettings; masked in messages
         self.base_url = (settings.base_url or self.base_url_default).rstrip("/")
         self.rate_per_minute = settings.rate_per_minute or self.default_rate_per_minute
         self.supports_events = bool(settings.events and self.has_events)
         self.session = session if session is not None else make_session()
-        read_timeout = settings.options.get("timeout")  # optional: seconds to wait for an answer
-        self.timeout = (TIMEOUT[0], float(read_timeout)) if read_timeout else TIMEOUT
-
-    @classmethod
-    def problems(cls, settings: DestinationSettings) -> list[str]:
-        """What keeps this configuration from working (for `stagesync check-config`); never a secret."""
-        found = [f"{key}: unknown option for {cls.type_name} (options: {', '.join(sorted(cls.options)) or 'none'})"
-                 for key in sorted(set(settings.options) - cls.options - {"timeout"})]
-        timeout = settings.options.get("timeout")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0):
-            found.append("timeout: must be a positive number of seconds")
-        if "api_key" in cls.options:
-            key = settings.options.get("api_key")
-            if not isinstance(key, str) or not key.strip():
-                found.append("api_key: is required (the account's API key, e.g. \"${SHOP_" +
-                             cls.type_name.upper() + "_KEY}\")")
-        return found
+        # optional: seconds to wait for an answer
+        self.timeout = (TIMEOUT[0], settings.timeout) if settings.timeout else TIMEOUT
 
     # --- helpers for the subclasses ---
 

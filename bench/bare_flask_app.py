@@ -6,7 +6,7 @@ parses the JSON and commits the raw body in a table (`webhook_inbox`, one INSERT
 per request, a psycopg connection per thread) before answering: the least a receiver that
 answers 200 only for a stored webhook can do on this stack. With $BENCH_GROUP_COMMIT=1 as well it
 is the `grouped` reference: the same, with the bodies that arrive while a commit runs committed
-together in the next one, by stagesync's own connector.group_commit (pipelined INSERTs, one
+together in the next one, by stagesync's own connector.storage.group_commit (pipelined INSERTs, one
 COMMIT per group).
 
 Served exactly like `stagesync serve` on PostgreSQL (gunicorn, gthread, one worker per core,
@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from flask import Flask, jsonify, request
 
-MAX_BODY_BYTES = 1024 * 1024  # the same limit as connector.app
+MAX_BODY_BYTES = 1024 * 1024  # the same limit as connector.web.app
 
 
 INBOX = "CREATE TABLE webhook_inbox (delivery_id text PRIMARY KEY, body text NOT NULL)"  # made by the bench
@@ -90,11 +90,11 @@ def _inbox(database_url: str | None):
 
 
 def _grouped_inbox(database_url: str):
-    """store(delivery_id, body) through stagesync's own group commit (connector.group_commit, as
+    """store(delivery_id, body) through stagesync's own group commit (connector.storage.group_commit, as
     many lanes as `stagesync serve` has on PostgreSQL): the rows of a group are pipelined INSERTs
     in one transaction."""
-    from connector.group_commit import GroupCommit
-    from connector.store import GROUP_COMMIT_LANES
+    from connector.storage.group_commit import GroupCommit
+    from connector.storage.engine import GROUP_COMMIT_LANES
 
     commits = GroupCommit(_Connections(database_url), lanes=GROUP_COMMIT_LANES)
     return lambda delivery_id, body: commits.run(_Insert((delivery_id, body)))
@@ -127,7 +127,7 @@ class _Connections:
 @dataclass(frozen=True)
 class _Insert:
     row: tuple[str, str]
-    batch_key = "inbox"  # a group's rows go in one executemany (connector.group_commit.run_all)
+    batch_key = "inbox"  # a group's rows go in one executemany (connector.storage.group_commit.run_all)
 
     def __call__(self, conn) -> None:
         conn.execute(INSERT, self.row)

@@ -45,8 +45,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from connector import child_server  # noqa: E402 - after the sys.path line
-from connector.app import WEBHOOK_THREADS  # noqa: E402
+from connector.services import child_server  # noqa: E402 - after the sys.path line
+from connector.web.app import WEBHOOK_THREADS  # noqa: E402
 
 CYCLE_LUA = ROOT / "bench" / "wrk" / "cycle.lua"
 SECRET = "shpss_bench_secret_0123456789abcdef"
@@ -92,12 +92,12 @@ class OrderFactory:
     """Distinct Shopify orders (ids never repeat across calls), from a pool of customers.
 
     Each is the documented orders/create fixture signed with the shop's secret
-    (tests/senders.py), placed within the last 360 days, so every one counts in the window. The
-    customers are those of the seeded history (`customer<n>@example.com`, connector.generate).
+    (tests/fakes/senders.py), placed within the last 360 days, so every one counts in the window. The
+    customers are those of the seeded history (`customer<n>@example.com`, connector.services.generate).
     """
 
     def __init__(self, customers: int, seed: int = 7):
-        from tests.senders import ShopifySender
+        from tests.fakes.senders import ShopifySender
 
         self.sender = ShopifySender(secret=SECRET)
         self.customers = customers
@@ -185,7 +185,7 @@ def start_stagesync(work: Path, engine: str, database_url: str, seed_csv: Path |
 def write_seed(work: Path, orders: int, customers: int) -> Path | None:
     if orders <= 0:
         return None
-    from connector.generate import generate_orders, write_csv
+    from connector.services.generate import generate_orders, write_csv
 
     return write_csv(work / "seed.csv", generate_orders(orders, customers, datetime.now(timezone.utc)))
 

@@ -149,7 +149,7 @@ def pandas_child(url: str, at_us: int) -> None:
     import pandas as pd
     from sqlalchemy import create_engine, text
 
-    from connector.store import normalise_url
+    from connector.storage.engine import normalise_url
 
     engine = create_engine(normalise_url(url))
     with engine.connect() as conn:
@@ -171,8 +171,8 @@ def recompute_child(config_path: str, at_us: int) -> None:
     """`evaluation.recompute` of the shop at `at_us`, timed like the pandas baseline: imports,
     settings and the connection (schema check) outside the timed part; prints JSON timings."""
     from connector import config
-    from connector.evaluation import recompute
-    from connector.store import Store
+    from connector.services.evaluation import recompute
+    from connector.storage.store import Store
 
     settings = config.load(config_path)
     store = Store.open(settings.database_url)
@@ -201,7 +201,7 @@ def stored_totals(url: str, at_us: int) -> dict:
     """The same totals from the customers table as left by `recompute --at`, to cross-check the baseline."""
     from sqlalchemy import create_engine, text
 
-    from connector.store import normalise_url
+    from connector.storage.engine import normalise_url
 
     engine = create_engine(normalise_url(url))
     with engine.connect() as conn:
@@ -277,7 +277,7 @@ def bench_engine(engine: str, url: str, csv_path: Path, at: datetime, work: Path
 def vacuum_analyze(url: str) -> None:
     from sqlalchemy import create_engine
 
-    from connector.store import normalise_url
+    from connector.storage.engine import normalise_url
 
     engine = create_engine(normalise_url(url), isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
@@ -438,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
         recompute_child(args.recompute_child[0], int(args.recompute_child[1]))
         return 0
 
-    from connector.generate import generate_orders, write_csv
+    from connector.services.generate import generate_orders, write_csv
 
     command = shlex.join([".venv/bin/python", "bench/recompute.py", *(argv if argv is not None else sys.argv[1:])])
     info = machine()

@@ -21,14 +21,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from connector import config, evaluation  # noqa: E402
-from connector.orders import Order  # noqa: E402
-from connector.store import Store  # noqa: E402
-from connector.sync import SyncWorker  # noqa: E402
+from connector import config  # noqa: E402
+from connector.services import evaluation  # noqa: E402
+from connector.domain.orders import Order  # noqa: E402
+from connector.storage.store import Store  # noqa: E402
+from connector.services.sync import SyncWorker  # noqa: E402
 from tests.fakes.vendor_server import omnisend_vendor  # noqa: E402
 
 # Recent enough that the stage changes of the second phase (AT + 35 days) fall inside the 7-day
-# window in which stage changes are sent as events (connector.sync.EVENT_MAX_AGE).
+# window in which stage changes are sent as events (connector.services.sync.EVENT_MAX_AGE).
 AT = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=36)
 TOML = """
 [[shops]]

@@ -1,4 +1,4 @@
-"""`stagesync.toml` -> typed settings (SPEC section 3).
+"""`stagesync.toml` -> typed settings (docs/configuration.md).
 
 `${NAME}` in any string is replaced by environment variable NAME. Every problem found is
 collected and raised together as one `ConfigError`; no message ever holds a secret's value.
@@ -14,11 +14,13 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Mapping
 
+from connector.domain import ports
 from connector.errors import ConfigError
-from connector.stages import RFM_STAGES, PHASES, PhaseSettings, RfmSettings
+from connector.domain.stages import RFM_STAGES, PHASES, PhaseSettings, RfmSettings
 
-PLATFORMS = ("shopify", "woocommerce", "wizishop", "bigcommerce", "standard")
-DESTINATION_TYPES = ("omnisend", "klaviyo", "mailchimp", "brevo", "webhook", "log")
+# The valid names are those of the registered adapters (connector.domain.ports: names only, nothing imported).
+PLATFORMS = tuple(ports.WEBHOOK_ADAPTERS)
+DESTINATION_TYPES = tuple(ports.DESTINATION_ADAPTERS)
 FIELDS = ("rfm", "phases", "orders_365d", "orders_total", "aov_365d", "total_spent",
           "first_order_date", "last_order_date", "rfm_since")
 DEFAULT_PROPERTIES = {"lifecycle_stage": "rfm"}
@@ -33,9 +35,13 @@ SECRET_KEYS = frozenset({"webhook_secret", "admin_token", "api_key", "access_tok
 
 @dataclass(frozen=True)
 class DestinationSettings:
+    """One `[[shops.destinations]]` table as read; the destination's own keys stay in `options`
+    until its typed settings are built from it (`adapters/destinations/settings.py`)."""
+
     type: str
     name: str  # unique within the shop; defaults to the type
-    properties: Mapping[str, str]  # property name in the tool -> field of SPEC 2.3
+    # property name in the tool -> field of docs/rules.md, 'Fields a destination can write'
+    properties: Mapping[str, str]
     events: bool
     base_url: str | None
     rate_per_minute: int | None
@@ -199,9 +205,6 @@ class _Reader:
         if (not isinstance(secret, str) or not secret) and f"{where}.webhook_secret" not in self.unset:
             self.problem(f"{where}.webhook_secret", "is required (a non-empty string)")
             secret = ""
-        if platform == "standard" and secret and not _standard_secret_ok(secret):
-            self.problem(f"{where}.webhook_secret", "must be a Standard Webhooks secret: whsec_ followed by "
-                                                    "base64 (the = padding may be left off)")
         known = {"id", "platform", "webhook_secret", "currency", "country", "rfm", "phases", "api",
                  "destinations", "labels", "rates"}
         for key in sorted(set(raw) - known):
@@ -375,11 +378,3 @@ class _Reader:
                 base_url=base_url, rate_per_minute=rate, options=options,
             ))
         return tuple(result)
-
-
-def _standard_secret_ok(secret: str) -> bool:
-    """The very decoding that verifies deliveries (adapters.platforms.signatures), so that
-    `check-config` and verification agree on which secrets work."""
-    from adapters.platforms.signatures import standard_secret_bytes
-
-    return standard_secret_bytes(secret) is not None

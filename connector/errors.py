@@ -1,5 +1,5 @@
 """One error hierarchy for stagesync. Mapped to HTTP status or exit codes at the edges only
-(`connector.app`, `connector.cli`). Messages never hold a whole secret or email (`mask`)."""
+(`connector.web.app`, `connector.cli`). Messages never hold a whole secret or email (`mask`)."""
 
 from __future__ import annotations
 

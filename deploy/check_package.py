@@ -38,11 +38,12 @@ LAMBDA_GLIBC = (2, 26)  # python3.11 runs on Amazon Linux 2 (lambda-platform/_ma
 NOT_FOR_LAMBDA = {"gunicorn"}  # API Gateway serves HTTP; see requirements.txt
 DEFAULT_LAMBDA_EXTRA = ["serverless-wsgi"]  # until pyproject.toml has the `lambda` extra
 REQUIRED_ENTRIES = (
-    "connector/lambda_handlers.py", "connector/app.py", "connector/migrations/env.py",
+    "connector/web/lambda_handlers.py", "connector/web/app.py", "connector/storage/migrations/env.py",
     "adapters/__init__.py", "adapters/platforms/__init__.py",
     "serverless_wsgi.py", "flask/__init__.py", "werkzeug/__init__.py", "sqlalchemy/__init__.py",
     "alembic/__init__.py", "psycopg/__init__.py", "psycopg_binary/__init__.py", "requests/__init__.py",
-    "tenacity/__init__.py", "phonenumbers/__init__.py", "shopify/__init__.py",
+    "tenacity/__init__.py", "phonenumbers/__init__.py", "shopify/__init__.py", "numpy/__init__.py",
+    "connector/domain/predictions.py",
 )
 FORBIDDEN = re.compile(r"^(node_modules|tests|\.venv|\.serverless|deploy|lambda-platform)/"
                        r"|^(serverless\.yml|secrets\.yml|package(-lock)?\.json|lambda-python|package\.sh)$"
@@ -64,7 +65,7 @@ def requirement_problems(pyproject: Path, requirements: Path) -> list[str]:
     extra = project.get("optional-dependencies", {}).get("lambda", DEFAULT_LAMBDA_EXTRA)
     wanted = {_name(r) for r in project.get("dependencies", []) + list(extra)} - NOT_FOR_LAMBDA
     lines = [line.split("#", 1)[0].strip() for line in requirements.read_text(encoding="utf-8").splitlines()]
-    listed = {_name(line) for line in lines if line}
+    listed = {_name(line) for line in lines if line and not line.startswith("-")}  # not pip's options
     for name in sorted(listed - wanted):  # harmless in the artefact, but pyproject.toml should say so
         print(f"package: warning: requirements.txt lists {name}, which pyproject.toml's runtime dependencies "
               f"do not", file=sys.stderr)
@@ -169,14 +170,16 @@ SMOKE = """
 import json, sys
 task = sys.argv[1]
 sys.path.insert(0, task)
-import connector.lambda_handlers as handlers
+import connector.web.lambda_handlers as handlers
 event = {"version": "2.0", "routeKey": "$default", "rawPath": "/healthz", "rawQueryString": "",
          "headers": {"host": "example.execute-api.eu-west-3.amazonaws.com"}, "isBase64Encoded": False,
          "requestContext": {"http": {"method": "GET", "path": "/healthz", "sourceIp": "127.0.0.1"},
                             "stage": "$default"}}
 answer = handlers.http_handler(event, None)
-import flask, psycopg, sqlalchemy
-outside = [m.__name__ for m in (handlers, flask, psycopg, sqlalchemy) if not m.__file__.startswith(task)]
+import flask, psycopg, sqlalchemy, numpy
+from connector.domain import predictions  # numpy's compiled part loads on this Python
+predictions.expected_order_value(predictions.GammaGammaParams(6.25, 3.74, 15.44), numpy.ones(2), numpy.ones(2))
+outside = [m.__name__ for m in (handlers, flask, psycopg, sqlalchemy, numpy) if not m.__file__.startswith(task)]
 print(json.dumps({"status": answer["statusCode"], "body": answer.get("body"), "psycopg": psycopg.pq.__impl__,
                   "outside": outside}))
 """

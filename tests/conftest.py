@@ -12,7 +12,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
 from connector import config
-from connector.store import Store
+from connector.storage.store import Store
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 ENGINES = ("sqlite", "postgresql")

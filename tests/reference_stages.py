@@ -1,6 +1,6 @@
-"""An independent, deliberately plain implementation of SPEC section 2, for cross-checks.
+"""An independent, deliberately plain implementation of docs/rules.md, for cross-checks.
 
-Written from the SPEC text alone (it imports nothing from `connector`), so that the pure core,
+Written from the text of docs/rules.md alone (it imports nothing from `connector`), so that the pure core,
 the SQL aggregation and the exports can all be compared against it. It favours obviousness over
 cleverness: amounts are summed as decimals under a trap that refuses any rounding, divided and
 compared as exact `Fraction`s; every duration is an integer of microseconds.
@@ -9,7 +9,7 @@ Input: plain dicts `{order_id, customer_key, placed_at, total, refunded, status,
 Output: `{customer_key: {rfm, phases, orders_365d, orders_total, aov_365d, total_spent,
 first_order_date, last_order_date}}`.
 
-Readings of the SPEC this module commits to (each one a place a disagreement may surface):
+Readings of docs/rules.md this module commits to (each one a place a disagreement may surface):
 - an order with status "refunded" and no refunded amount is fully refunded, unless its total
   is 0: "fully refunded" needs total > 0, and "a zero-total order counts";
 - an order's amount is `total - refunded`, never below 0;
@@ -42,7 +42,7 @@ def _micros(delta: timedelta) -> int:
 
 
 def _aware(moment: datetime) -> datetime:
-    """A naive datetime is taken as UTC, as the CSV import does (SPEC 6)."""
+    """A naive datetime is taken as UTC, as the CSV import does (docs/cli.md, 'import')."""
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment
 
 
@@ -66,7 +66,7 @@ def _exact_sum(amounts) -> Decimal:
 
 
 def _valid_amount(order: dict) -> Decimal | None:
-    """The order's amount when it is a valid order (SPEC 1), else None."""
+    """The order's amount when it is a valid order (docs/rules.md, 'Valid orders'), else None."""
     if order.get("test"):
         return None
     status = order.get("status") or "placed"
@@ -77,7 +77,7 @@ def _valid_amount(order: dict) -> Decimal | None:
     total = _decimal(order["total"])
     refunded = _decimal(order.get("refunded"))
     if status == "refunded" and refunded == 0 and total > 0:
-        return None  # the whole order refunded; a zero-total order still counts (SPEC 1)
+        return None  # the whole order refunded; a zero-total order still counts (docs/rules.md, 'Valid orders')
     if total > 0 and refunded >= total:
         return None
     return max(EXACT.subtract(total, refunded), ZERO)
@@ -106,7 +106,7 @@ def _median(values: list[Fraction]) -> Fraction:
 
 
 def reference_bands(intervals: list[Fraction], rfm: dict) -> tuple[int, int, int]:
-    """(recent, nurture, risk) from the returning customers' purchase intervals (SPEC 2.1)."""
+    """(recent, nurture, risk) from the returning customers' purchase intervals (docs/rules.md, 'Adaptive bands')."""
     configured = (int(rfm["recent_days"]), int(rfm["nurture_days"]), int(rfm["risk_days"]))
     if not rfm["adaptive"] or len(intervals) < RETURNING_CUSTOMERS_FOR_ADAPTIVE:
         return configured
@@ -168,10 +168,10 @@ def reference_stages(
     rfm_settings: dict | None = None,
     phase_settings: dict | None = None,
 ) -> dict[str, dict]:
-    """Every customer's SPEC 2.3 fields (but `rfm_since`) at `now`.
+    """Every customer's fields of docs/rules.md, 'Fields a destination can write' (but `rfm_since`) at `now`.
 
     `rfm_settings` / `phase_settings` take the keys of `stagesync.toml`'s `rfm` / `phases`
-    tables; missing keys take the SPEC defaults.
+    tables; missing keys take the defaults of docs/configuration.md.
     """
     rfm = {**DEFAULT_RFM, **(rfm_settings or {})}
     phases = {**DEFAULT_PHASES, **(phase_settings or {})}

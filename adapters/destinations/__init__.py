@@ -1,55 +1,42 @@
 """Destination adapters: one module per email tool, each translating desired contact properties and
 stage-change events into its vendor's HTTP calls, and nothing else (batching decisions, rate
-limiting, persistent retries and dead letters live in `connector.sync`).
+limiting, persistent retries and dead letters live in `connector.services.sync`). Each module holds its
+adapter class and its typed settings (`<Name>Settings`, see `settings.py`); the classes are
+registered by type name in `adapters/registry.py` and imported on first use.
 
-    destination = destinations.create(settings, shop=shop.id)     # ConfigError when misconfigured
+    destination = destinations.create(table, shop=shop.id)          # ConfigError when misconfigured
     failures = destination.upsert_contacts(updates)                 # Retriable/FatalDestinationError
     if destination.supports_events:
         failures += destination.send_events(changes)
 
-`validate(settings)` lists every problem of one destination's settings, for `stagesync check-config`.
+`validate(table)` lists every problem of one destination's table, for `stagesync check-config`.
 """
 
 from __future__ import annotations
 
 import requests
 
-from adapters.destinations.brevo import Brevo
-from adapters.destinations.klaviyo import Klaviyo
-from adapters.destinations.log import LogDestination
-from adapters.destinations.mailchimp import Mailchimp
-from adapters.destinations.omnisend import Omnisend
-from adapters.destinations.webhook import Webhook
+from adapters.registry import DESTINATIONS
 from connector.config import DestinationSettings
 from connector.errors import ConfigError
-from connector.ports import Destination
+from connector.domain.ports import Destination
 
-DESTINATIONS: dict[str, type[Destination]] = {
-    "omnisend": Omnisend,
-    "klaviyo": Klaviyo,
-    "mailchimp": Mailchimp,
-    "brevo": Brevo,
-    "webhook": Webhook,
-    "log": LogDestination,
-}
+__all__ = ["DESTINATIONS", "create", "validate"]
 
 
-def _unknown(kind: object) -> str:
-    return f"type {kind!r} is not a destination (available: {', '.join(sorted(DESTINATIONS))})"
+def validate(table: DestinationSettings) -> list[str]:
+    """Every problem with this table (missing api_key, list_id, url, ...); empty when usable."""
+    if table.type not in DESTINATIONS:
+        return [DESTINATIONS.unknown(table.type)]
+    return DESTINATIONS[table.type].settings_class.problems(table)
 
 
-def validate(settings: DestinationSettings) -> list[str]:
-    """Every problem with these settings (missing api_key, list_id, url, ...); empty when usable."""
-    cls = DESTINATIONS.get(settings.type)
-    if cls is None:
-        return [_unknown(settings.type)]
-    return cls.problems(settings)
-
-
-def create(settings: DestinationSettings, session: requests.Session | None = None, *,
+def create(table: DestinationSettings, session: requests.Session | None = None, *,
            shop: str | None = None) -> Destination:
-    """The adapter for these settings; ConfigError listing every problem (or the valid names)."""
-    problems = validate(settings)
+    """The adapter for this table, built from its typed settings; ConfigError listing every problem
+    (each naming the destination and the key) or, for an unknown type, the valid ones."""
+    problems = validate(table)
     if problems:
-        raise ConfigError([f"destination {settings.name!r}: {p}" for p in problems])
-    return DESTINATIONS[settings.type](settings, session, shop=shop)
+        raise ConfigError([f"destination {table.name!r}: {p}" for p in problems])
+    cls = DESTINATIONS.load(table.type)
+    return cls(cls.settings_class.build(table), session, shop=shop)

@@ -11,14 +11,15 @@ is identified by its `SMS` attribute.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Sequence
 
 import requests
 
+from adapters.destinations.settings import ApiKeySettings
 from adapters.http import HttpDestination, classify, iso_utc, one_by_one, retry_after_seconds
-from connector.config import DestinationSettings
 from connector.errors import FatalDestinationError
-from connector.ports import ContactUpdate, ItemFailure, StageChange
+from connector.domain.ports import ContactUpdate, ItemFailure, StageChange
 
 # https://developers.brevo.com/docs/authentication-schemes (the `api-key` header)
 BASE_URL = "https://api.brevo.com/v3"
@@ -49,14 +50,20 @@ def attribute_name(prop: str) -> str:
     return re.sub(r"[^A-Z0-9_]", "_", prop.upper())
 
 
+@dataclass(frozen=True, kw_only=True)
+class BrevoSettings(ApiKeySettings):
+    pass
+
+
 class Brevo(HttpDestination):
     type_name = "brevo"
+    settings_class = BrevoSettings
     base_url_default = BASE_URL
     default_rate_per_minute = RATE_PER_MINUTE
     max_batch = BATCH_SIZE
     has_events = True
 
-    def __init__(self, settings: DestinationSettings, session=None, *, shop: str | None = None):
+    def __init__(self, settings: BrevoSettings, session=None, *, shop: str | None = None):
         super().__init__(settings, session, shop=shop)
         self.attributes_ready = False
 

@@ -9,10 +9,12 @@ removed with `meta.patch_properties.unset`, because the bulk import ignores null
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
+from adapters.destinations.settings import ApiKeySettings
 from adapters.http import HttpDestination, iso_utc, one_by_one
-from connector.ports import ContactUpdate, ItemFailure, StageChange
+from connector.domain.ports import ContactUpdate, ItemFailure, StageChange
 
 # https://developers.klaviyo.com/en/reference/api_overview ("Authentication", "Versioning")
 BASE_URL = "https://a.klaviyo.com"
@@ -34,8 +36,14 @@ BATCH_SIZE = 10_000
 METRIC_NAME = "Lifecycle Stage Changed"
 
 
+@dataclass(frozen=True, kw_only=True)
+class KlaviyoSettings(ApiKeySettings):
+    pass
+
+
 class Klaviyo(HttpDestination):
     type_name = "klaviyo"
+    settings_class = KlaviyoSettings
     base_url_default = BASE_URL
     default_rate_per_minute = RATE_PER_MINUTE
     max_batch = BATCH_SIZE

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import ClassVar, Sequence
+from dataclasses import dataclass
+from typing import Sequence
 
+from adapters.destinations.settings import BaseSettings
 from adapters.http import iso_utc
-from connector.config import DestinationSettings
 from connector.errors import mask
-from connector.ports import ContactUpdate, Destination, ItemFailure, StageChange
+from connector.domain.ports import ContactUpdate, Destination, ItemFailure, StageChange
 
 log = logging.getLogger("stagesync.destinations.log")
 
@@ -25,22 +26,23 @@ def _who(email: str | None, phone: str | None) -> str:
     return mask(email) if email else mask(phone)
 
 
+@dataclass(frozen=True, kw_only=True)
+class LogSettings(BaseSettings):
+    """The log takes no key of its own."""
+
+
 class LogDestination(Destination):
     type_name = "log"
+    settings_class = LogSettings
     default_rate_per_minute = RATE_PER_MINUTE
     max_batch = BATCH_SIZE
     max_event_batch = BATCH_SIZE
-    options: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self, settings: DestinationSettings, session=None, *, shop: str | None = None):
+    def __init__(self, settings: LogSettings, session=None, *, shop: str | None = None):
         self.name = settings.name
         self.shop = shop
         self.rate_per_minute = settings.rate_per_minute or RATE_PER_MINUTE
         self.supports_events = bool(settings.events)
-
-    @classmethod
-    def problems(cls, settings: DestinationSettings) -> list[str]:
-        return [f"{key}: unknown option for log (it takes none)" for key in sorted(settings.options)]
 
     def upsert_contacts(self, updates: Sequence[ContactUpdate]) -> list[ItemFailure]:
         for update in updates:

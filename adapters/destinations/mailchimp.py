@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import hashlib
 import re
+from dataclasses import dataclass
 from typing import Sequence
 
 from requests.auth import HTTPBasicAuth
 
+from adapters.destinations.settings import ApiKeySettings
 from adapters.http import HttpDestination, hide
 from connector.config import DestinationSettings
 from connector.errors import FatalDestinationError, mask
-from connector.ports import ContactUpdate, ItemFailure
+from connector.domain.ports import ContactUpdate, ItemFailure
 
 # https://mailchimp.com/developer/marketing/docs/fundamentals/ ("Connecting to the API": the data
 # center is the API key's suffix, e.g. -us21; HTTP Basic auth with any user name and the key).
@@ -64,28 +66,33 @@ def subscriber_hash(email: str) -> str:
     return hashlib.md5(email.strip().lower().encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True, kw_only=True)
+class MailchimpSettings(ApiKeySettings):
+    list_id: str
+
+    @classmethod
+    def check(cls, table: DestinationSettings) -> list[str]:
+        found = super().check(table)
+        key = table.options.get("api_key")
+        if isinstance(key, str) and key and not table.base_url and not re.fullmatch(r".+-[a-z]+[0-9]+", key):
+            found.append("api_key: a Mailchimp key ends with its data center, e.g. -us21")
+        if not isinstance(table.options.get("list_id"), str) or not table.options["list_id"].strip():
+            found.append("list_id: is required (the audience id, in Audience > Settings > Audience name and defaults)")
+        return found
+
+
 class Mailchimp(HttpDestination):
     type_name = "mailchimp"
+    settings_class = MailchimpSettings
     default_rate_per_minute = RATE_PER_MINUTE
     max_batch = BATCH_SIZE
-    options = frozenset({"api_key", "list_id"})
 
-    def __init__(self, settings: DestinationSettings, session=None, *, shop: str | None = None):
+    def __init__(self, settings: MailchimpSettings, session=None, *, shop: str | None = None):
         super().__init__(settings, session, shop=shop)
-        self.list_id = str(settings.options.get("list_id") or "")
+        self.list_id = settings.list_id
         if not settings.base_url:
             self.base_url = BASE_URL.format(dc=self.api_key.rpartition("-")[2])
         self.tags: dict[str, str] | None = None  # property name -> merge tag, once ensured
-
-    @classmethod
-    def problems(cls, settings: DestinationSettings) -> list[str]:
-        found = super().problems(settings)
-        key = settings.options.get("api_key")
-        if isinstance(key, str) and key and not settings.base_url and not re.fullmatch(r".+-[a-z]+[0-9]+", key):
-            found.append("api_key: a Mailchimp key ends with its data center, e.g. -us21")
-        if not isinstance(settings.options.get("list_id"), str) or not settings.options["list_id"].strip():
-            found.append("list_id: is required (the audience id, in Audience > Settings > Audience name and defaults)")
-        return found
 
     def headers(self) -> dict[str, str]:
         return {"Accept": "application/json"}

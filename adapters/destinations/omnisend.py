@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
 from typing import Sequence
 
 import requests
 
+from adapters.destinations.settings import ApiKeySettings
 from adapters.http import HttpDestination, iso_utc
 from connector.config import DestinationSettings
-from connector.ports import ContactUpdate, ItemFailure, StageChange
+from connector.domain.ports import ContactUpdate, ItemFailure, StageChange
 
 # https://api-docs.omnisend.com/reference/authentication ("API key": Authorization header + Omnisend-Version)
 BASE_URL = "https://api.omnisend.com/api"
@@ -41,19 +43,23 @@ PROPERTY_NAME = re.compile(r"[A-Za-z0-9_]{1,128}")
 EVENT_NAMESPACE = uuid.UUID("5b0c4f3e-2a53-4d8e-9a55-7a1c8e4b6f01")  # stagesync's, for stable event UUIDs
 
 
+@dataclass(frozen=True, kw_only=True)
+class OmnisendSettings(ApiKeySettings):
+    @classmethod
+    def check(cls, table: DestinationSettings) -> list[str]:
+        return super().check(table) + [
+            f"properties.{name}: Omnisend property names use only latin letters, digits and _ (at most 128)"
+            for name in table.properties if not PROPERTY_NAME.fullmatch(name)]
+
+
 class Omnisend(HttpDestination):
     type_name = "omnisend"
+    settings_class = OmnisendSettings
     base_url_default = BASE_URL
     default_rate_per_minute = RATE_PER_MINUTE
     max_batch = BATCH_SIZE
     max_event_batch = BATCH_SIZE
     has_events = True
-
-    @classmethod
-    def problems(cls, settings: DestinationSettings) -> list[str]:
-        return super().problems(settings) + [
-            f"properties.{name}: Omnisend property names use only latin letters, digits and _ (at most 128)"
-            for name in settings.properties if not PROPERTY_NAME.fullmatch(name)]
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"{AUTH_SCHEME} {self.api_key}", "Omnisend-Version": API_VERSION,

@@ -16,12 +16,14 @@ import binascii
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Sequence
 
+from adapters.destinations.settings import HttpSettings
 from adapters.http import HttpDestination, iso_utc, one_by_one
 from connector.config import DestinationSettings
-from connector.ports import ContactUpdate, ItemFailure, StageChange
+from connector.domain.ports import ContactUpdate, ItemFailure, StageChange
 
 SECRET_PREFIX = "whsec_"  # Standard Webhooks spec, "Signature scheme": secrets are whsec_ + base64
 # No vendor limit: a receiver is ours to size. 600/minute is a polite default; set rate_per_minute.
@@ -45,32 +47,38 @@ def sign(key: bytes, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode("ascii")
 
 
-class Webhook(HttpDestination):
-    type_name = "webhook"
-    default_rate_per_minute = RATE_PER_MINUTE
-    max_batch = 1  # one POST per contact: one contact a call keeps every request within the rate
-    has_events = True
-    options = frozenset({"url", "secret"})
-
-    def __init__(self, settings: DestinationSettings, session=None, *, shop: str | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
-        super().__init__(settings, session, shop=shop)
-        self.base_url = str(settings.base_url or settings.options.get("url") or "")
-        self.secret = str(settings.options.get("secret") or "")
-        self.api_key = self.secret  # masked in every message, like the vendors' keys
-        self.key = secret_key(self.secret) or b""
-        self.clock = clock
+@dataclass(frozen=True, kw_only=True)
+class WebhookSettings(HttpSettings):
+    url: str
+    secret: str = field(repr=False)
 
     @classmethod
-    def problems(cls, settings: DestinationSettings) -> list[str]:
-        found = super().problems(settings)
-        url = settings.options.get("url")
+    def check(cls, table: DestinationSettings) -> list[str]:
+        found = super().check(table)
+        url = table.options.get("url")
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             found.append("url: is required, an http:// or https:// URL")
-        secret = settings.options.get("secret")
+        secret = table.options.get("secret")
         if not isinstance(secret, str) or secret_key(secret) is None:
             found.append(f"secret: is required, a Standard Webhooks secret ({SECRET_PREFIX} followed by base64)")
         return found
+
+
+class Webhook(HttpDestination):
+    type_name = "webhook"
+    settings_class = WebhookSettings
+    default_rate_per_minute = RATE_PER_MINUTE
+    max_batch = 1  # one POST per contact: one contact a call keeps every request within the rate
+    has_events = True
+
+    def __init__(self, settings: WebhookSettings, session=None, *, shop: str | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        super().__init__(settings, session, shop=shop)
+        self.base_url = str(settings.base_url or settings.url)
+        self.secret = settings.secret
+        self.api_key = self.secret  # masked in every message, like the vendors' keys
+        self.key = secret_key(self.secret) or b""
+        self.clock = clock
 
     def _post(self, msg_id: str, payload: dict) -> None:
         body = json.dumps(payload, separators=(",", ":"), sort_keys=True, ensure_ascii=False).encode("utf-8")

@@ -1,5 +1,7 @@
 """What every shop platform's API client shares: one classified HTTP call, one retry policy, the
-`Page` a client yields, and the registry of clients (backfill and polling; webhooks are elsewhere).
+base class, and the lookup of a shop's client (backfill and polling; webhooks are elsewhere). The
+port a client implements (`OrderSource`) and the `Page` it yields are in `connector.domain.ports`; the
+clients are registered by name in `adapters/registry.py`.
 
 - `PlatformHttp.once()` makes one call with our timeouts and classifies the answer, as meltano's
   sdk does (`singer_sdk/exceptions.py`): 429, 5xx, timeouts and dropped connections are
@@ -9,33 +11,33 @@
 - `PlatformHttp.retrying(fn)` retries exactly the retriable errors (tenacity, jittered exponential
   backoff, never sooner than the platform asked). The sleep is injected: tests never wait.
 - `ApiClient` holds what the clients have in common (settings, base URL, the HTTP helper);
-  `api_client(shop)` picks the shop's client, imported lazily (the Shopify SDK is heavy).
+  `api_client(shop)` picks the shop's client, imported on first use (the Shopify SDK is heavy).
 
 A client translates and nothing else: platform pages in, canonical `Order`s out. Storage,
-checkpoints and stage evaluation live in `connector.backfill`.
+checkpoints and stage evaluation live in `connector.services.backfill`.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, ClassVar, Iterable, Iterator, Mapping, Protocol, TypeVar
+from typing import Any, Callable, ClassVar, Iterable, Mapping, TypeVar
 from urllib.parse import urlsplit
 
 import requests
 import tenacity
 
 from adapters.http import AtLeastRetryAfter, RetryAfterExceeds, make_session, retry_after_seconds, vendor_message
+from adapters.registry import PLATFORM_APIS
 from connector.config import ShopSettings
 from connector.errors import (
     ConfigError, PayloadError, PlatformApiError, PlatformAuthError, RetriablePlatformError, UserError, mask, scrub,
 )
-from connector.inbound import UpsertOrder
-from connector.orders import Order
+from connector.domain.inbound import UpsertOrder
+from connector.domain.orders import Order
+from connector.domain.ports import OrderSource, Page  # the port a client implements and the pages it yields
 
 log = logging.getLogger("stagesync.platforms")
 
@@ -59,39 +61,6 @@ def pause(seconds: float) -> None:
 def iso_z(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z, seconds precision: the form every platform's filters accept."""
     return moment.astimezone(timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of a platform's orders, already translated.
-
-    `state` says where to resume after this page (an opaque string the pipeline stores as the
-    backfill checkpoint); `fetched` counts the records read, `skipped` those not stored (test
-    orders, drafts, abandoned carts, unreadable records); `total` is the platform's count when known.
-    """
-
-    orders: tuple[Order, ...]
-    state: str | None = None
-    fetched: int = 0
-    skipped: int = 0
-    total: int | None = None
-
-
-class OrderSource(Protocol):
-    """What `connector.backfill` reads. `versioned` is False for platforms whose orders carry no
-    modification time (WiziShop): the pipeline then detects changes by comparing with what is stored."""
-
-    platform: str
-    versioned: bool
-
-    def backfill(self, since: datetime | None, resume: str | None) -> Iterator[Page]:
-        """Every order placed since `since` (None: all the API allows), in a stable order, resuming
-        after the page whose `state` is `resume`."""
-        ...
-
-    def changed(self, since: datetime) -> Iterator[Page]:
-        """Every order created or modified since `since`."""
-        ...
 
 
 # --- one HTTP call, classified ------------------------------------------------------------------
@@ -270,22 +239,14 @@ def map_records(client: ApiClient, records: Iterable[Any], mapper: Callable[[Any
 
 # --- the registry -------------------------------------------------------------------------------
 
-# platform -> (module, class), imported on first use.
-CLIENTS: dict[str, tuple[str, str]] = {
-    "shopify": ("adapters.platforms.shopify_api", "ShopifyOrders"),
-    "woocommerce": ("adapters.platforms.woocommerce_api", "WooCommerceOrders"),
-    "wizishop": ("adapters.platforms.wizishop", "WiziShopOrders"),
-    "bigcommerce": ("adapters.platforms.bigcommerce", "BigCommerceOrders"),
-}
+CLIENTS = PLATFORM_APIS  # platform -> its client class, imported on first use (adapters/registry.py)
 
 
 def client_class(platform: str) -> type[ApiClient]:
-    try:
-        module, name = CLIENTS[platform]
-    except KeyError:
+    if platform not in CLIENTS:
         raise UserError(f"platform {platform!r} has no API client for backfill and polling "
-                        f"(API clients: {', '.join(sorted(CLIENTS))})") from None
-    return getattr(importlib.import_module(module), name)
+                        f"(API clients: {', '.join(sorted(CLIENTS))})")
+    return CLIENTS[platform]
 
 
 def api_client(shop: ShopSettings, **kw) -> OrderSource:

@@ -39,8 +39,8 @@ from adapters.platforms.api import ApiClient, Page, iso_z, json_body, map_record
 from adapters.platforms.signatures import Fields, header, read_json
 from connector.config import ShopSettings
 from connector.errors import PayloadError, PlatformApiError, SignatureError, quoted
-from connector.inbound import DeleteOrder, Inbound, UpsertOrder
-from connector.orders import ZERO, Order, to_utc
+from connector.domain.inbound import DeleteOrder, Inbound, UpsertOrder
+from connector.domain.orders import ZERO, Order, to_utc
 
 NAME = "bigcommerce"
 SECRET_HEADER = "X-Stagesync-Webhook-Secret"  # set in the hook's `headers` when it is created

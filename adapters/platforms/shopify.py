@@ -14,9 +14,9 @@ reflects order edits, returns, and refunds"), read from `current_total_price_set
 `refunded` is the sum of the successful refund transactions (in the shop's currency, converted when
 they were made in the customer's presentment currency) and `total` = current total + refunded, so
 that amount = total - refunded = current total: refunds are never subtracted twice, and a refund
-recorded by refunds/create before the order's update (connector.store keeps the larger refunded
+recorded by refunds/create before the order's update (the order store keeps the larger refunded
 figure) brings the amount to the same value. Without `current_total_price` (older payloads, the
-GraphQL backfill) `total` is `total_price` (docs/rules.md, 'Valid orders').
+GraphQL backfill) `total` is `total_price` (docs/rules.md, 'Amounts and currencies').
 """
 
 from __future__ import annotations
@@ -30,10 +30,10 @@ from typing import Callable, Mapping
 
 from connector.config import ShopSettings
 from connector.errors import PayloadError, quoted
-from connector.inbound import (
+from connector.domain.inbound import (
     DeleteOrder, Inbound, RecordDataRequest, RecordRefund, RedactCustomer, RedactShop, SeeCustomer, UpsertOrder,
 )
-from connector.orders import MAX_AMOUNT, ZERO, Order, normalise_email, normalise_phone
+from connector.domain.orders import MAX_AMOUNT, ZERO, Order, normalise_email, normalise_phone
 
 from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_body_hmac, verify_body_hmac
 

@@ -42,7 +42,7 @@ from typing import Any, Iterator, Mapping
 from adapters.platforms import shopify as webhooks
 from adapters.platforms.api import ApiClient, Page, iso_z, json_body, map_records, through_webhook_adapter
 from connector.errors import PlatformApiError, PlatformAuthError, RetriablePlatformError
-from connector.orders import Order
+from connector.domain.orders import Order
 
 API_VERSION = "2026-10"  # the newest stable Admin API version stagesync was tested with; api.api_version overrides
 TOKEN_PATH = "/admin/oauth/access_token"

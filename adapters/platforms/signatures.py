@@ -23,7 +23,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 from connector.errors import PayloadError, SignatureError, quoted
-from connector.orders import MAX_TEXT, normalise_email, to_utc, unstorable
+from connector.domain.orders import MAX_TEXT, normalise_email, to_utc, unstorable
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -134,7 +134,7 @@ def verify_standard(body: bytes, secret: str, msg_id: str | None, timestamp: str
 
 # --- Reading a verified body ----------------------------------------------------------------------
 
-# Ids are stored in String(128) columns (connector/schema.py): a longer one is a malformed payload
+# Ids are stored in String(128) columns (connector/storage/schema.py): a longer one is a malformed payload
 # (400), never a database error; a longer delivery id is replaced by its digest.
 MAX_ID_LENGTH = 128
 

@@ -57,10 +57,11 @@ from typing import Callable, Mapping
 
 from connector.config import ShopSettings
 from connector.errors import PayloadError, quoted
-from connector.inbound import DeleteOrder, Inbound, RecordRefund, RedactCustomer, SeeCustomer, UpsertOrder
-from connector.orders import MAX_AMOUNT, ORDER_STATUSES, ZERO, Order, normalise_phone
+from connector.domain.inbound import DeleteOrder, Inbound, RecordRefund, RedactCustomer, SeeCustomer, UpsertOrder
+from connector.domain.orders import MAX_AMOUNT, ORDER_STATUSES, ZERO, Order, normalise_phone
 
-from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_standard, verify_standard
+from adapters.platforms.signatures import (Fields, delivery_key, header, read_json, sign_standard, standard_secret_bytes,
+                                          verify_standard)
 
 NAME = "standard"
 # https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md ("Webhook headers").
@@ -79,6 +80,14 @@ def verify(headers: Mapping[str, str], body: bytes, secret: str, now: datetime) 
     """Raise SignatureError unless a v1 signature matches and webhook-timestamp is within 5 minutes of `now`."""
     verify_standard(body, secret, header(headers, ID_HEADER), header(headers, TIMESTAMP_HEADER),
                     header(headers, SIGNATURE_HEADER), now, where=NAME)
+
+
+def secret_problems(secret: str) -> list[str]:
+    """Whether `secret` verifies deliveries, decided by the decoding `verify` uses, so that
+    `stagesync check-config` and verification agree on which secrets work."""
+    if standard_secret_bytes(secret) is None:
+        return ["must be a Standard Webhooks secret: whsec_ followed by base64 (the = padding may be left off)"]
+    return []
 
 
 def sign(body: bytes, secret: str, *, msg_id: str | None = None,

@@ -35,8 +35,8 @@ from adapters.platforms.api import ApiClient, Page, json_body, map_records
 from adapters.platforms.signatures import Fields
 from connector.config import ShopSettings
 from connector.errors import PayloadError, PlatformApiError, PlatformAuthError, SignatureError
-from connector.inbound import Inbound
-from connector.orders import Order, to_utc
+from connector.domain.inbound import Inbound
+from connector.domain.orders import Order, to_utc
 
 NAME = "wizishop"
 TOPICS: tuple[str, ...] = ()

@@ -30,8 +30,8 @@ from typing import Callable, Mapping
 
 from connector.config import ShopSettings
 from connector.errors import PayloadError, quoted
-from connector.inbound import DeleteOrder, Inbound, SeeCustomer, UpsertOrder
-from connector.orders import ZERO, Order, normalise_phone
+from connector.domain.inbound import DeleteOrder, Inbound, SeeCustomer, UpsertOrder
+from connector.domain.orders import ZERO, Order, normalise_phone
 
 from adapters.platforms.signatures import Fields, header, read_json, sign_body_hmac, verify_body_hmac
 

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from adapters.platforms import woocommerce as webhooks
 from adapters.platforms.api import ApiClient, Page, iso_z, json_body, map_records, through_webhook_adapter
 from connector.errors import PlatformApiError
-from connector.orders import Order
+from connector.domain.orders import Order
 
 ORDERS_PATH = "/wp-json/wc/v3/orders"
 PER_PAGE = 100  # the `per_page` maximum (WC_REST_CRUD_Controller::get_collection_params)

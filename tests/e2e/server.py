@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from connector import child_server
+from connector.services import child_server
 
 STAGESYNC = [sys.executable, "-m", "connector.cli"]
 

@@ -30,12 +30,12 @@ import requests
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import make_url
 
-from connector import child_server
-from connector.schema import customers, deliveries, orders, outbox
-from connector.store import Store
+from connector.services import child_server
+from connector.storage.schema import customers, deliveries, orders, outbox
+from connector.storage.store import Store
 from tests.e2e.server import STAGESYNC, free_port, run
 from tests.fakes.vendor_server import omnisend_vendor
-from tests.senders import SECRETS, ShopifySender
+from tests.fakes.senders import SECRETS, ShopifySender
 
 DELIVERIES = 2_000
 CUSTOMERS = 200

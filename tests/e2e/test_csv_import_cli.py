@@ -1,7 +1,7 @@
 """`stagesync import` then `stagesync export --at`, as a user runs them, on both engines.
 
 The exported stages are checked against `tests.reference_stages`, an independent and deliberately
-plain implementation of SPEC section 2, on 70,000 generated orders full of edge cases.
+plain implementation of docs/rules.md, on 70,000 generated orders full of edge cases.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from connector.csv_import import parse_instant
-from connector.generate import generate_orders, write_csv
+from connector.services.csv_import import parse_instant
+from connector.services.generate import generate_orders, write_csv
 from tests.conftest import SHOP_TOML
 from tests.reference_stages import reference_stages
 

@@ -1,7 +1,7 @@
 """Fault injection: the sync worker against a local fake vendor that goes down, then answers too
 slowly, then throttles (429 with Retry-After, and 500s), then recovers.
 
-The worker (`connector.sync.SyncWorker`) talks real HTTP to the fake vendor, on both engines. Time
+The worker (`connector.services.sync.SyncWorker`) talks real HTTP to the fake vendor, on both engines. Time
 is a logical clock: real time plus whatever the worker chose to wait. The worker's `sleep` only
 moves that clock forward, the loop below jumps it to the next due retry when nothing is due, and
 the vendor stamps each request's arrival with it. So backoffs of minutes take no real time, and
@@ -21,13 +21,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from werkzeug.wrappers import Request
 
-from connector import config, outbox
-from connector.ingest import receive
-from connector.properties import desired_properties
-from connector.store import Store
-from connector.sync import SyncWorker
+from connector import config
+from connector.storage import outbox
+from connector.services.ingest import receive
+from connector.services.properties import desired_properties
+from connector.storage.store import Store
+from connector.services.sync import SyncWorker
 from tests.fakes.vendor_server import FakeVendor, Recorded, _json, omnisend_vendor
-from tests.senders import SECRETS, ShopifySender
+from tests.fakes.senders import SECRETS, ShopifySender
 
 CONTACTS = 24
 RATE_PER_MINUTE = 600  # one request every 0.1 s

@@ -11,10 +11,10 @@ import responses
 
 from connector import config
 from connector.cli import main
-from connector.ingest import receive
-from connector.store import Store
-from tests.platform_fakes import SHOPIFY_TOKEN, FakeShopify, fixture, generated_orders
-from tests.senders import SECRETS, ShopifySender
+from connector.services.ingest import receive
+from connector.storage.store import Store
+from tests.fakes.platforms import SHOPIFY_TOKEN, FakeShopify, fixture, generated_orders
+from tests.fakes.senders import SECRETS, ShopifySender
 
 AT = datetime(2026, 6, 1, tzinfo=timezone.utc)
 CONFIG = """

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import requests
 
 from tests.e2e.server import Server, run
-from tests.senders import SECRETS, SENDERS, shops_toml
+from tests.fakes.senders import SECRETS, SENDERS, shops_toml
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -8,10 +8,11 @@ import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from connector import config, evaluation
-from connector.orders import Order
-from connector.store import Store
-from connector.sync import SyncWorker
+from connector import config
+from connector.services import evaluation
+from connector.domain.orders import Order
+from connector.storage.store import Store
+from connector.services.sync import SyncWorker
 from tests.fakes.vendor_server import Faults, omnisend_vendor
 
 RATE_PER_MINUTE = 1200  # 20 a second

@@ -9,11 +9,11 @@ from datetime import datetime, timedelta, timezone
 import requests
 from sqlalchemy import select
 
-from connector.schema import stage_changes
-from connector.store import Store
+from connector.storage.schema import stage_changes
+from connector.storage.store import Store
 from tests.e2e.server import Server, run
 from tests.fakes.vendor_server import omnisend_vendor
-from tests.senders import SECRETS, ShopifySender
+from tests.fakes.senders import SECRETS, ShopifySender
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 

@@ -9,9 +9,10 @@ import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from connector import config, evaluation
-from connector.orders import Order
-from connector.store import Store
+from connector import config
+from connector.services import evaluation
+from connector.domain.orders import Order
+from connector.storage.store import Store
 from tests.conftest import fresh_database_url
 from tests.e2e.server import STAGESYNC
 from tests.fakes.vendor_server import Faults, FakeVendor, _json

@@ -13,13 +13,13 @@ from adapters.platforms import bigcommerce
 from adapters.platforms.shopify_api import ShopifyOrders
 from adapters.platforms.wizishop import WiziShopOrders
 from connector import config
-from connector.backfill import BACKFILL, POLL, POLL_OVERLAP, Checkpoint, backfill, poll
+from connector.services.backfill import BACKFILL, POLL, POLL_OVERLAP, Checkpoint, backfill, poll
 from connector.errors import RetriablePlatformError
-from connector.ingest import receive
-from connector.schema import customers, orders, outbox
+from connector.services.ingest import receive
+from connector.storage.schema import customers, orders, outbox
 from tests.conftest import NOW
-from tests.platform_fakes import SHOPIFY_TOKEN, FakeShopify, NoSleep, fixture, shopify_node
-from tests.senders import SECRETS, ShopifySender
+from tests.fakes.platforms import SHOPIFY_TOKEN, FakeShopify, NoSleep, fixture, shopify_node
+from tests.fakes.senders import SECRETS, ShopifySender
 
 TOML = f"""
 database_url = "sqlite:///unused.db"

@@ -15,12 +15,12 @@ from decimal import Decimal
 from sqlalchemy import func, select
 
 from connector import config
-from connector.evaluation import SMALL_SHOP_WINDOW_ORDERS
-from connector.ingest import receive
-from connector.schema import customers, orders
-from connector.stages import Bands
+from connector.services.evaluation import SMALL_SHOP_WINDOW_ORDERS
+from connector.services.ingest import receive
+from connector.storage.schema import customers, orders
+from connector.domain.stages import Bands
 from tests.conftest import NOW
-from tests.senders import ShopifySender, shops_toml
+from tests.fakes.senders import ShopifySender, shops_toml
 
 ROUNDS = 10
 AT_ONCE = 4

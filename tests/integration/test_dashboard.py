@@ -10,17 +10,17 @@ import pytest
 from sqlalchemy import select
 
 from connector import config
-from connector.app import create_app
+from connector.web.app import create_app
 from connector.cli import main
 from connector.errors import FatalDestinationError
-from connector.metrics import NullMetrics
-from connector.ports import Destination
-from connector.reports import iso
-from connector.schema import outbox
-from connector.store import Store
-from connector.sync import SyncWorker
+from connector.services.metrics import NullMetrics
+from connector.domain.ports import Destination
+from connector.services.reports import iso
+from connector.storage.schema import outbox
+from connector.storage.store import Store
+from connector.services.sync import SyncWorker
 from tests.conftest import NOW
-from tests.senders import ShopifySender, shops_toml
+from tests.fakes.senders import ShopifySender, shops_toml
 
 TOKEN = "test-admin-token"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}

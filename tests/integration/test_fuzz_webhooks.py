@@ -24,13 +24,14 @@ from sqlalchemy import func, select
 
 from adapters.platforms import PLATFORMS
 from connector import config
-from connector.app import create_app
+from connector.web.app import create_app
 from connector.errors import PayloadError
-from connector.inbound import Inbound, RecordRefund, UpsertOrder
-from connector.schema import customers, deliveries, orders, outbox, refunds, stage_changes
-from connector.store import Store, money_to_micros, to_micros
+from connector.domain.inbound import Inbound, RecordRefund, UpsertOrder
+from connector.storage.schema import customers, deliveries, orders, outbox, refunds, stage_changes
+from connector.storage.store import Store
+from connector.storage.values import money_to_micros, to_micros
 from tests.conftest import NOW
-from tests.senders import SECRETS, SENDERS, shops_toml
+from tests.fakes.senders import SECRETS, SENDERS, shops_toml
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 INT64 = 2**63 - 1
@@ -216,7 +217,7 @@ def deliveries_for(draw, platform: str):
 
 # --- properties ----------------------------------------------------------------------------------
 
-# Column sizes of connector/schema.py that a payload's text can reach (PostgreSQL enforces them).
+# Column sizes of connector/storage/schema.py that a payload's text can reach (PostgreSQL enforces them).
 TEXT_LIMITS = {"order_id": 128, "email": 320, "phone": 32, "customer_id": 128, "currency": 3}
 
 

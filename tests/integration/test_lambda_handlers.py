@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import func, select
 
 from adapters.platforms import shopify
-from connector import config, lambda_handlers as handlers
-from connector.app import create_app
+from connector import config
+from connector.web import lambda_handlers as handlers
+from connector.web.app import create_app
 from connector.errors import ConfigError, PlatformApiError, UnknownShopError, UserError
-from connector.schema import customers, deliveries, orders, outbox, stage_changes, synced
-from connector.store import Store
+from connector.storage.schema import customers, deliveries, orders, outbox, stage_changes, synced
+from connector.storage.store import Store
 from tests.conftest import NOW, fresh_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -202,7 +203,7 @@ def handler_store() -> Store:
 # --- import time -------------------------------------------------------------------------------
 
 def test_importing_the_handlers_reads_opens_and_imports_nothing_heavy():
-    probe = ("import sys, connector.lambda_handlers as h; "
+    probe = ("import sys, connector.web.lambda_handlers as h; "
              "print(sorted({m.split('.')[0] for m in sys.modules} & "
              "{'flask', 'werkzeug', 'sqlalchemy', 'psycopg', 'alembic', 'serverless_wsgi', 'requests', 'adapters'}), "
              "h._runtime)")
@@ -367,7 +368,7 @@ def test_recompute_takes_a_shop_and_an_instant_when_invoked_by_hand(runtime):
 
 
 class RecordingPoller:
-    """Stands in for connector.backfill.poll; `failing` shops raise a platform API error."""
+    """Stands in for connector.services.backfill.poll; `failing` shops raise a platform API error."""
 
     def __init__(self, failing: set[str] = frozenset()):
         self.calls: list[tuple[str, object]] = []
@@ -393,7 +394,7 @@ def test_a_failing_poll_is_reported_as_a_failed_invocation_after_the_other_shops
 
 
 def test_poll_and_backfill_run_the_platform_readers(runtime):
-    from connector import backfill
+    from connector.services import backfill
 
     assert handlers.platform_poll() is backfill.poll
     with pytest.raises(UserError, match="needs the shop"):

@@ -10,16 +10,16 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connector import config
-from connector.app import create_app
+from connector.web.app import create_app
 from connector.errors import FatalDestinationError
 from connector.logs import JsonFormatter
-from connector.metrics import metrics_of
-from connector.outbox import replay
-from connector.ports import Destination
-from connector.store import Store
-from connector.sync import SyncWorker
+from connector.web.metrics import metrics_of
+from connector.storage.outbox import replay
+from connector.domain.ports import Destination
+from connector.storage.store import Store
+from connector.services.sync import SyncWorker
 from tests.conftest import NOW
-from tests.senders import SECRETS, ShopifySender, shops_toml
+from tests.fakes.senders import SECRETS, ShopifySender, shops_toml
 
 PLACED = NOW - timedelta(days=3)
 

@@ -1,4 +1,4 @@
-"""Order deliveries that arrive together share their statements (connector.ingest.write_order_deliveries):
+"""Order deliveries that arrive together share their statements (connector.services.ingest.write_order_deliveries):
 the result must be what handling them one at a time gives, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from connector import evaluation
-from connector.inbound import Inbound, UpsertOrder
-from connector.ingest import Receipt, Write, write_order_deliveries
-from connector.orders import Order
-from connector.schema import customers, deliveries, orders, outbox, stage_changes
+from connector.services import evaluation
+from connector.domain.inbound import Inbound, UpsertOrder
+from connector.services.ingest import Receipt, Write, write_order_deliveries
+from connector.domain.orders import Order
+from connector.storage.schema import customers, deliveries, orders, outbox, stage_changes
 from tests.conftest import NOW
 
 

@@ -19,12 +19,14 @@ import responses
 from sqlalchemy import select
 
 from connector import config
-from connector.app import create_app
-from connector.schema import orders
-from connector.store import Store, from_micros
+from connector.cli.runs import config_problems
+from connector.storage.schema import orders
+from connector.storage.store import Store
+from connector.storage.values import from_micros
+from connector.web.app import create_app
 from tests.conftest import NOW
 from adapters.platforms import bigcommerce
-from tests.senders import SECRETS, ShopifySender, WooCommerceSender, fixture
+from tests.fakes.senders import SECRETS, ShopifySender, WooCommerceSender, fixture
 
 PLACED = NOW - timedelta(days=3)
 ADMIN = {"Authorization": "Bearer test-admin-token"}
@@ -284,7 +286,8 @@ def standard_delivery(payload: dict, msg_id: str) -> tuple[bytes, dict]:
 
 def test_standard_a_secret_without_padding_verifies_and_passes_check_config(database_url, app_store):
     assert not UNPADDED.endswith("=")
-    settings = config.parse(shop_toml(database_url, shop_block("std", "standard", UNPADDED)), env={})  # check-config: OK
+    settings = config.parse(shop_toml(database_url, shop_block("std", "standard", UNPADDED)), env={})
+    check_config(settings)  # check-config: OK
     client = create_app(settings, store=app_store, clock=lambda: NOW).test_client()
     order = copy.deepcopy(fixture("standard", "order.upserted"))
     order["data"].update(placed_at=PLACED.isoformat(), updated_at=PLACED.isoformat(), email="ann@example.com")
@@ -294,8 +297,16 @@ def test_standard_a_secret_without_padding_verifies_and_passes_check_config(data
 
 
 def test_standard_check_config_refuses_a_secret_that_verification_would_refuse(database_url):
+    settings = config.parse(shop_toml(database_url, shop_block("std", "standard", "whsec_not*base64!")), env={})
     with pytest.raises(config.ConfigError, match="webhook_secret"):
-        config.parse(shop_toml(database_url, shop_block("std", "standard", "whsec_not*base64!")), env={})
+        check_config(settings)
+
+
+def check_config(settings) -> None:
+    """What `stagesync check-config` checks beyond parsing: ConfigError listing every problem."""
+    problems = config_problems(settings)
+    if problems:
+        raise config.ConfigError(problems)
 
 
 # --- 5. orders in another currency ----------------------------------------------------------------------
@@ -341,7 +352,7 @@ def test_the_platforms_rate_wins_over_the_shops_rates(database_url, app_store):
 
 
 def test_a_standard_order_may_carry_its_exchange_rate(database_url, app_store):
-    from tests.senders import StandardSender
+    from tests.fakes.senders import StandardSender
     client = client_for(database_url, app_store, shop_block("standard", "standard", SECRETS["standard"]))
     data = {"order_id": "A-1", "placed_at": PLACED.isoformat(), "total": "100.00", "currency": "USD",
             "exchange_rate": "0.9", "email": "ann@example.com"}

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from connector import evaluation
-from connector.csv_import import row_to_order
-from connector.generate import generate_orders
-from connector.store import StoredState
+from connector.services import evaluation
+from connector.services.csv_import import row_to_order
+from connector.services.generate import generate_orders
+from connector.storage.values import StoredState
 from tests.conftest import NOW
 
 

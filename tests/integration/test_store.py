@@ -8,11 +8,12 @@ from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from connector import evaluation
-from connector.orders import Order
-from connector.schema import customers, orders, outbox, stage_changes
-from connector.stages import customer_figures
-from connector.store import HEAD_REVISION, Store
+from connector.services import evaluation
+from connector.domain.orders import Order
+from connector.storage.schema import customers, orders, outbox, stage_changes
+from connector.domain.stages import customer_figures
+from connector.storage.engine import HEAD_REVISION
+from connector.storage.store import Store
 from tests.conftest import NOW
 
 
@@ -188,7 +189,7 @@ def test_redacting_a_customer_removes_orders_state_and_history(store, shop):
 def test_a_recompute_at_a_future_instant_queues_the_sync_for_now(store, shop):
     from datetime import datetime, timezone
 
-    from connector.store import to_micros
+    from connector.storage.values import to_micros
 
     wall_clock = datetime.now(timezone.utc)
     with store.transaction() as conn:
@@ -204,7 +205,7 @@ def test_an_existing_database_is_upgraded_in_place_keeping_its_orders(tmp_path):
     from alembic.config import Config
     from sqlalchemy import create_engine, text
 
-    from connector.store import MIGRATIONS
+    from connector.storage.engine import MIGRATIONS
 
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = create_engine(url)

@@ -9,11 +9,13 @@ from decimal import Decimal
 
 import pytest
 
-from connector import config, evaluation, outbox
+from connector import config
+from connector.services import evaluation
+from connector.storage import outbox
 from connector.errors import FatalDestinationError, RetriableDestinationError
-from connector.orders import Order
-from connector.ports import Destination, ItemFailure
-from connector.sync import MAX_ATTEMPTS, SyncWorker
+from connector.domain.orders import Order
+from connector.domain.ports import Destination, ItemFailure
+from connector.services.sync import MAX_ATTEMPTS, SyncWorker
 from tests.conftest import NOW
 
 TOML = """

@@ -1,4 +1,4 @@
-"""The webhook's hot path (connector.statements, run by connector.store), on SQLite and PostgreSQL."""
+"""The webhook's hot path (connector.storage.statements, run by connector.storage.store), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import select
 
-from connector import evaluation
-from connector.orders import Order
-from connector.schema import orders
-from connector.stages import Bands
-from connector.statements import STATE_COLUMNS
-from connector.store import OrderWrite, StoredState, Store, _order_values
+from connector.services import evaluation
+from connector.domain.orders import Order
+from connector.storage.schema import orders
+from connector.domain.stages import Bands
+from connector.storage.statements import STATE_COLUMNS
+from connector.storage.orders import order_values, OrderWrite
+from connector.storage.store import Store
+from connector.storage.values import StoredState
 from tests.conftest import NOW
 
 
@@ -34,9 +36,9 @@ def test_the_upsert_itself_never_lets_an_older_version_overwrite_a_newer_one(sto
     older one's upsert must then change nothing, whatever its caller read before."""
     with store.transaction() as conn:
         assert store.store_order(conn, order("1", total="80.00", updated=1)).changed
-        older = _order_values(order("1", total="10.00", updated=5))
+        older = order_values(order("1", total="10.00", updated=5))
         assert conn.execute(store.sql.upsert_order, older).first() is None
-        assert conn.execute(store.sql.upsert_order, _order_values(order("1", total="10.00"))).first() is None
+        assert conn.execute(store.sql.upsert_order, order_values(order("1", total="10.00"))).first() is None
         total = conn.execute(select(orders.c.total).where(orders.c.order_id == "1")).scalar_one()
     assert total == 80_000_000
 

@@ -1,4 +1,5 @@
-"""Every answer of SPEC section 4, on every webhook platform, through Flask, on both engines."""
+"""Every answer of docs/architecture.md, 'The path of one webhook', on every webhook platform,
+through Flask, on both engines."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import pytest
 from sqlalchemy import func, select
 
 from connector import config
-from connector.app import create_app
-from connector.schema import customers, data_requests, deliveries, orders, outbox
-from connector.store import Store
+from connector.web.app import create_app
+from connector.storage.schema import customers, data_requests, deliveries, orders, outbox
+from connector.storage.store import Store
 from tests.conftest import NOW
-from tests.senders import SENDERS, ShopifySender, fixture, shops_toml
+from tests.fakes.senders import SENDERS, ShopifySender, fixture, shops_toml
 
 PLATFORMS = tuple(SENDERS)
 PLACED = NOW - timedelta(days=3)
@@ -218,7 +219,7 @@ def test_privacy_webhooks_with_a_bad_signature_are_401(client, app_store, topic)
 def test_storage_unavailable_answers_503_and_stores_nothing_half_way(settings, app_store, platform, sender,
                                                                      monkeypatch):
     client = create_app(settings, store=app_store, clock=lambda: NOW).test_client()
-    from connector import evaluation
+    from connector.services import evaluation
 
     def storage_fails(*args, **kwargs):
         from connector.errors import StorageUnavailableError

@@ -1,4 +1,4 @@
-"""connector.child_server: waiting for a server in a child process, and stopping it."""
+"""connector.services.child_server: waiting for a server in a child process, and stopping it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from connector import child_server
+from connector.services import child_server
 from tests.e2e.server import free_port
 
 # Answers 503 on /healthz for its first 0.3 s, then 200; ignores SIGTERM when told to.

@@ -11,7 +11,7 @@ import requests
 from adapters.destinations import brevo, create
 from connector.config import DestinationSettings
 from connector.errors import FatalDestinationError, RetriableDestinationError
-from connector.ports import ContactUpdate, StageChange
+from connector.domain.ports import ContactUpdate, StageChange
 
 KEY = "xkeysib-0123456789abcdef0123456789abcdef"
 BASE = "https://api.brevo.com/v3"

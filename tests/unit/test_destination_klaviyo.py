@@ -11,7 +11,7 @@ import requests
 from adapters.destinations import create, klaviyo
 from connector.config import DestinationSettings
 from connector.errors import FatalDestinationError, RetriableDestinationError
-from connector.ports import ContactUpdate, StageChange
+from connector.domain.ports import ContactUpdate, StageChange
 
 KEY = "pk_live_0123456789abcdef0123"
 BASE = "https://a.klaviyo.com"

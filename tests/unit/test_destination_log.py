@@ -10,7 +10,7 @@ import responses
 
 from adapters.destinations import create, validate
 from connector.config import DestinationSettings
-from connector.ports import ContactUpdate, StageChange
+from connector.domain.ports import ContactUpdate, StageChange
 
 AT = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 

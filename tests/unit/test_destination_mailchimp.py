@@ -12,7 +12,7 @@ import requests
 from adapters.destinations import create, mailchimp, validate
 from connector.config import DestinationSettings
 from connector.errors import FatalDestinationError, RetriableDestinationError
-from connector.ports import ContactUpdate
+from connector.domain.ports import ContactUpdate
 
 KEY = "0123456789abcdef0123456789abcdef-us21"
 BASE = "https://us21.api.mailchimp.com/3.0"

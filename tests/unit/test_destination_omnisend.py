@@ -12,7 +12,7 @@ import requests
 from adapters.destinations import create, omnisend
 from connector.config import DestinationSettings
 from connector.errors import FatalDestinationError, RetriableDestinationError
-from connector.ports import ContactUpdate, StageChange
+from connector.domain.ports import ContactUpdate, StageChange
 
 KEY = "omni-key-0123456789abcdef"
 BASE = "https://api.omnisend.com/api"

@@ -9,7 +9,7 @@ from adapters import destinations
 from connector import config
 from connector.config import DestinationSettings
 from connector.errors import ConfigError
-from connector.ports import Destination
+from connector.domain.ports import Destination
 
 
 def settings(kind: str, **options) -> DestinationSettings:

@@ -14,7 +14,7 @@ from adapters.destinations import create, validate, webhook
 from adapters.platforms.signatures import verify_standard
 from connector.config import DestinationSettings
 from connector.errors import FatalDestinationError, RetriableDestinationError
-from connector.ports import ContactUpdate, StageChange
+from connector.domain.ports import ContactUpdate, StageChange
 
 URL = "https://hooks.example.net/stagesync"
 SECRET = "whsec_" + base64.b64encode(b"stagesync-webhook-destination-key").decode()
@@ -30,7 +30,7 @@ def settings(events=True, **overrides) -> DestinationSettings:
 
 
 def destination(**overrides) -> webhook.Webhook:
-    return webhook.Webhook(settings(**overrides), shop="acme", clock=lambda: NOW)
+    return webhook.Webhook(webhook.WebhookSettings.build(settings(**overrides)), shop="acme", clock=lambda: NOW)
 
 
 def test_signing_matches_the_standard_webhooks_test_vector():

@@ -1,4 +1,4 @@
-"""connector.group_commit: units from many threads, shared transactions, failures kept apart."""
+"""connector.storage.group_commit: units from many threads, shared transactions, failures kept apart."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import time
 import pytest
 
 from connector.errors import StorageUnavailableError
-from connector.group_commit import ALONE_ATTEMPTS, GroupCommit, run_all
+from connector.storage.group_commit import ALONE_ATTEMPTS, GroupCommit, run_all
 
 
 class RecordingStore:

@@ -1,11 +1,12 @@
-"""Customer identity and order validity (SPEC section 1): `connector.orders`."""
+"""Customer identity and order validity (docs/rules.md, 'Customer identity', 'Valid orders'):
+`connector.domain.orders`."""
 
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
-from connector.orders import Order, customer_key, normalise_email, normalise_phone
+from connector.domain.orders import Order, customer_key, normalise_email, normalise_phone
 
 PLACED = datetime(2026, 5, 1, 10, tzinfo=timezone.utc)
 

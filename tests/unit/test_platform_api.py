@@ -10,7 +10,7 @@ from adapters.platforms import api
 from adapters.platforms.api import PlatformHttp, api_client, api_problems
 from connector.config import ShopSettings
 from connector.errors import PlatformApiError, PlatformAuthError, RetriablePlatformError, UserError
-from tests.platform_fakes import NoSleep
+from tests.fakes.platforms import NoSleep
 
 SHOP = ShopSettings(id="acme", platform="shopify", webhook_secret="x")
 URL = "https://platform.example/orders"

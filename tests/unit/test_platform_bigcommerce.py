@@ -14,8 +14,8 @@ from adapters.platforms import bigcommerce
 from adapters.platforms.bigcommerce import SECRET_HEADER, BigCommerceOrders, order_from_api
 from connector.config import ShopSettings
 from connector.errors import PayloadError, PlatformAuthError, RetriablePlatformError, SignatureError
-from connector.inbound import DeleteOrder, UpsertOrder
-from tests.platform_fakes import NoSleep, fixture
+from connector.domain.inbound import DeleteOrder, UpsertOrder
+from tests.fakes.platforms import NoSleep, fixture
 
 SECRET = "bc-hook-secret-7d1f0a9e3c"
 TOKEN = "bc_access_token_5a4b3c2d1e0f9a8b7c6d"

@@ -12,7 +12,7 @@ from adapters.platforms import bigcommerce, shopify, standard, woocommerce, wizi
 from connector import config
 from connector.config import ShopSettings
 from connector.errors import ConfigError, SignatureError
-from connector.inbound import Inbound
+from connector.domain.inbound import Inbound
 
 NOW = datetime(2025, 3, 20, 12, 0, tzinfo=timezone.utc)
 SECRETS = {"shopify": "shpss_registry", "woocommerce": "wc-registry",

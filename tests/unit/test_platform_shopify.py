@@ -14,7 +14,7 @@ from werkzeug.datastructures import EnvironHeaders
 from adapters.platforms import shopify
 from connector.config import ShopSettings
 from connector.errors import PayloadError, SignatureError
-from connector.inbound import (
+from connector.domain.inbound import (
     DeleteOrder, RecordDataRequest, RecordRefund, RedactCustomer, RedactShop, SeeCustomer, UpsertOrder,
 )
 

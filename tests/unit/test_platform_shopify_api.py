@@ -13,7 +13,7 @@ from adapters.platforms import shopify, shopify_api
 from adapters.platforms.shopify_api import ShopifyOrders, rest_order
 from connector.config import ShopSettings
 from connector.errors import ConfigError, PlatformApiError, PlatformAuthError, RetriablePlatformError
-from tests.platform_fakes import SHOPIFY_ENDPOINT, SHOPIFY_TOKEN, FakeShopify, NoSleep, fixture, shopify_node
+from tests.fakes.platforms import SHOPIFY_ENDPOINT, SHOPIFY_TOKEN, FakeShopify, NoSleep, fixture, shopify_node
 
 SHOP = ShopSettings(id="acme", platform="shopify", webhook_secret="shpss_x", currency="EUR", country="FR",
                     api={"shop_domain": "acme.myshopify.com", "access_token": SHOPIFY_TOKEN})

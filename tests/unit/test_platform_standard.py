@@ -13,7 +13,7 @@ import pytest
 from adapters.platforms import standard
 from connector.config import ShopSettings
 from connector.errors import PayloadError, SignatureError
-from connector.inbound import DeleteOrder, RecordRefund, RedactCustomer, SeeCustomer, UpsertOrder
+from connector.domain.inbound import DeleteOrder, RecordRefund, RedactCustomer, SeeCustomer, UpsertOrder
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "standard"
 SECRET = "whsec_" + base64.b64encode(b"stagesync-test-key-32-bytes-long").decode()

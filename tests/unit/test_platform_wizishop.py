@@ -15,7 +15,7 @@ from adapters.platforms import wizishop
 from adapters.platforms.wizishop import WiziShopOrders, jwt_expiry
 from connector.config import ShopSettings
 from connector.errors import PayloadError, PlatformAuthError, SignatureError
-from tests.platform_fakes import NoSleep, fixture
+from tests.fakes.platforms import NoSleep, fixture
 
 BASE = "https://api.wizishop.com"
 ORDERS = f"{BASE}/v3/shops/1234/orders"

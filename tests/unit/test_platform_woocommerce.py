@@ -12,7 +12,7 @@ import pytest
 from adapters.platforms import woocommerce
 from connector.config import ShopSettings
 from connector.errors import PayloadError, SignatureError
-from connector.inbound import DeleteOrder, SeeCustomer, UpsertOrder
+from connector.domain.inbound import DeleteOrder, SeeCustomer, UpsertOrder
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "woocommerce"
 SECRET = "wc-webhook-secret-5f0c9b2e"

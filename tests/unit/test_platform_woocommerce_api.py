@@ -16,7 +16,7 @@ from adapters.platforms import woocommerce
 from adapters.platforms.woocommerce_api import WooCommerceOrders
 from connector.config import ShopSettings
 from connector.errors import ConfigError, PlatformAuthError
-from tests.platform_fakes import NoSleep, fixture
+from tests.fakes.platforms import NoSleep, fixture
 
 URL = "https://savonnerie.example/wp-json/wc/v3/orders"
 KEY, SECRET = "ck_4f1e7a2b9c0d3e5f6a7b8c9d0e1f2a3b4c5d6e7f", "cs_9a8b7c6d5e4f3a2b1c0d9e8f7a6b5c4d3e2f1a0b"

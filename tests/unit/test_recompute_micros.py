@@ -1,4 +1,4 @@
-"""The recompute's integer path against `evaluate` + `next_state` (`connector.evaluation`).
+"""The recompute's integer path against `evaluate` + `next_state` (`connector.services.evaluation`).
 
 `recompute` evaluates a shop on the store's integers (`shop_micros`, `next_state_micros`);
 exports and webhooks go through `CustomerFigures` (`build_shop_figures`, `evaluate`,
@@ -14,10 +14,10 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from connector.config import ShopSettings
-from connector.evaluation import NOT_STORED, build_shop_figures, next_state, next_state_micros, shop_micros
-from connector.orders import Order
-from connector.stages import PhaseSettings, RfmSettings, customer_figures, evaluate
-from connector.store import StoredState, money_to_micros, to_micros
+from connector.services.evaluation import NOT_STORED, build_shop_figures, next_state, next_state_micros, shop_micros
+from connector.domain.orders import Order
+from connector.domain.stages import PhaseSettings, RfmSettings, customer_figures, evaluate
+from connector.storage.values import money_to_micros, StoredState, to_micros
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
 DAY, MICRO = timedelta(days=1), timedelta(microseconds=1)

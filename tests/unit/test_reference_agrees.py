@@ -1,6 +1,6 @@
-"""`connector.stages` and the independent `tests.reference_stages` agree on random shops.
+"""`connector.domain.stages` and the independent `tests.reference_stages` agree on random shops.
 
-Seeded random orders, biased towards the places where two readings of SPEC section 2 could
+Seeded random orders, biased towards the places where two readings of docs/rules.md could
 differ: orders exactly at the window's edge and at the recency boundaries, refunds of every size,
 zero totals, test and future orders, orders without a customer, ties at the shop's AOV, shops
 with and without enough returning customers for adaptive bands.
@@ -15,8 +15,8 @@ from decimal import Decimal
 
 import pytest
 
-from connector.orders import Order
-from connector.stages import (
+from connector.domain.orders import Order
+from connector.domain.stages import (
     PHASES,
     RFM_STAGES,
     WINDOW,

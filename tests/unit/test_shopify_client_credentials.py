@@ -18,7 +18,7 @@ from adapters.platforms.shopify_api import ShopifyOrders
 from connector import config
 from connector.config import ShopSettings
 from connector.errors import ConfigError, PlatformAuthError
-from tests.platform_fakes import NoSleep
+from tests.fakes.platforms import NoSleep
 
 TOKEN_URL = "https://acme.myshopify.com/admin/oauth/access_token"
 GRAPHQL = "https://acme.myshopify.com/admin/api/2026-10/graphql.json"

@@ -1,4 +1,4 @@
-"""The stage models of SPEC section 2: every table row, every boundary (`connector.stages`).
+"""The stage models of docs/rules.md: every table row, every boundary (`connector.domain.stages`).
 
 All times hang off one fixed `NOW`; no test reads the clock. Unless a test says otherwise the
 shop's average order value is 50.00 and the recency bands are the defaults 40 / 90 / 180, so a
@@ -12,8 +12,8 @@ from itertools import count
 
 import pytest
 
-from connector.orders import Order
-from connector.stages import (
+from connector.domain.orders import Order
+from connector.domain.stages import (
     Bands,
     PhaseSettings,
     RfmSettings,

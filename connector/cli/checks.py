@@ -1,0 +1,21 @@
+"""`stagesync check-config`."""
+
+from __future__ import annotations
+
+import click
+
+from connector.cli.common import Invocation, command, pass_invocation
+from connector.errors import ConfigError
+
+
+@command("check-config", "validate the configuration; exit 1 with every problem listed")
+@pass_invocation
+def check_config(invocation: Invocation) -> int:
+    from connector.cli.runs import config_problems
+
+    settings = invocation.settings()
+    problems = config_problems(settings)
+    if problems:
+        raise ConfigError(problems)
+    click.echo(f"{settings.source}: OK, {len(settings.shops)} shop(s): {', '.join(sorted(settings.shops)) or '-'}")
+    return 0

@@ -1,0 +1,58 @@
+"""What the commands print: one-line summaries of a run, the dead-letter table, the export in CSV
+or JSON. Kept apart from the commands so that each command body stays a call and a print."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import Iterable, TextIO
+
+from connector.errors import mask
+
+
+def recompute_summary(shop_id: str, result) -> str:
+    return (f"recomputed {result.customers:,} customer(s) of {shop_id}: {result.written:,} changed, "
+            f"{result.stage_changes:,} stage change(s), {result.queued:,} sync(s) queued")
+
+
+def import_summary(result) -> str:
+    return (f"imported {result.imported:,} order(s), {result.unchanged:,} already stored, "
+            f"{len(result.rejected):,} rejected")
+
+
+def backfill_summary(shop, result) -> str:
+    return (f"{'resumed: ' if result.resumed else ''}read {result.fetched:,} order(s) of {shop.id} from "
+            f"{shop.platform}: {result.stored:,} stored or updated, {result.unchanged:,} already up to date, "
+            f"{result.skipped:,} skipped (test orders, drafts, unreadable)")
+
+
+def poll_summary(shop, result) -> str:
+    return (f"polled {shop.id} ({shop.platform}) since {result.since.isoformat() if result.since else '-'}: "
+            f"{result.fetched:,} order(s) read, {result.stored:,} stored or updated, "
+            f"{result.customers:,} customer(s) re-evaluated")
+
+
+def sync_summary(stats) -> str:
+    return (f"synced {stats.sent:,} contact(s) in {stats.requests:,} request(s), {stats.events:,} event(s); "
+            f"{stats.skipped:,} already up to date, {stats.retried:,} to retry, {stats.dead:,} dead letter(s)")
+
+
+def dead_letter_lines(letters) -> list[str]:
+    """The table of `stagesync deadletters`: one line a letter, the customer masked."""
+    lines = [f"{'id':>8}  {'shop':<16}{'destination':<14}{'customer':<28}{'tries':>5}  {'status':>6}  error"]
+    for d in letters:
+        lines.append(f"{d.id:>8}  {d.shop_id:<16}{d.destination:<14}{mask(d.customer_key):<28}{d.attempts:>5}  "
+                     f"{d.status or '-':>6}  {d.error or ''}")
+    return lines
+
+
+def write_export(rows: Iterable[dict], columns: Iterable[str], fmt: str, stream: TextIO) -> None:
+    """`stagesync export`: a JSON array of objects, or CSV with a header and empty cells for None."""
+    if fmt == "json":
+        json.dump(list(rows), stream, indent=1)
+        stream.write("\n")
+        return
+    writer = csv.DictWriter(stream, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})

@@ -1,0 +1,47 @@
+"""What a destination should hold for a contact: its configured properties, from the stored state.
+
+Pure: a stored state (or None for a redacted customer) and the destination's mapping in, the
+property values out, with the shop's labels applied to stage values (docs/rules.md, 'Fields a destination can write').
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from connector.config import DestinationSettings, ShopSettings
+from connector.domain.ports import PropertyValue
+from connector.domain.stages import day, money
+from connector.storage.values import from_micros, micros_to_money, StoredState
+
+STAGE_FIELDS = ("rfm", "phases")
+
+
+def field_values(state: StoredState, shop: ShopSettings) -> dict[str, PropertyValue]:
+    """Every field of docs/rules.md, 'Fields a destination can write', for one customer, stage values
+    as labelled for the shop."""
+    aov = micros_to_money(state.amount_365d) / state.orders_365d if state.orders_365d else None
+    return {
+        "rfm": shop.label(state.rfm),
+        "phases": shop.label(state.phases),
+        "orders_365d": state.orders_365d,
+        "orders_total": state.orders_total,
+        "aov_365d": money(aov),
+        "total_spent": money(micros_to_money(state.total_spent) if state.total_spent else Decimal(0)),
+        "first_order_date": day(from_micros(state.first_order_at)),
+        "last_order_date": day(from_micros(state.last_order_at)),
+        "rfm_since": state.rfm_since,
+    }
+
+
+def desired_properties(state: StoredState | None, shop: ShopSettings,
+                       destination: DestinationSettings) -> dict[str, PropertyValue]:
+    """Property name in the tool -> value; all None when the customer is gone (clears them)."""
+    if state is None:
+        return dict.fromkeys(destination.properties)
+    values = field_values(state, shop)
+    return {name: values[source] for name, source in destination.properties.items()}
+
+
+def identity(customer_key: str) -> tuple[str | None, str | None]:
+    """(email, phone) of a customer key: an email contains '@', otherwise it is an E.164 phone."""
+    return (customer_key, None) if "@" in customer_key else (None, customer_key)

@@ -1,0 +1,163 @@
+"""The database schema (SQLAlchemy Core), the same on SQLite and PostgreSQL.
+
+Instants are stored as integer microseconds since the Unix epoch (UTC) and amounts as integer
+millionths of the shop's currency ("micros"). Both engines then compare, sum and subtract them
+exactly and fast: the 365-day window and the day counts of docs/rules.md are to the microsecond,
+and no float ever touches money. `connector.storage.store` converts at the boundary.
+
+The schema is versioned by Alembic (`connector/storage/migrations`); a change here needs a new revision.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint,
+)
+
+metadata = MetaData()
+
+orders = Table(
+    "orders", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("order_id", String(128), primary_key=True),
+    Column("customer_key", String(320)),  # normalised email, else E.164 phone, else NULL
+    Column("email", String(320)),
+    Column("phone", String(32)),
+    Column("customer_id", String(128)),  # the platform's own customer id, informational
+    Column("placed_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger),
+    Column("total", BigInteger, nullable=False),
+    Column("refunded", BigInteger, nullable=False),  # max(order's own figure, sum of recorded refunds)
+    Column("status", String(16), nullable=False),
+    Column("test", Boolean, nullable=False),
+    Column("currency", String(3)),
+    # Derived from the columns above by connector.domain.orders.Order (is_valid, amount), kept so that
+    # stage aggregation is one indexed scan with no business logic in SQL.
+    Column("valid", Boolean, nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    # False: an order in another currency that no rate converted (counted, `amount` 0: out of money figures)
+    Column("amount_known", Boolean, nullable=False, server_default="1"),
+)
+# Covers the per-customer aggregation (connector.storage.store._figures_query): read from the index alone.
+Index("ix_orders_figures", orders.c.shop_id, orders.c.customer_key, orders.c.placed_at, orders.c.valid,
+      orders.c.amount)
+
+refunds = Table(
+    "refunds", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("order_id", String(128), primary_key=True),
+    Column("refund_id", String(128), primary_key=True),
+    Column("amount", BigInteger, nullable=False),
+    Column("created_at", BigInteger),
+)
+
+customers = Table(
+    "customers", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("customer_key", String(320), primary_key=True),
+    Column("rfm", String(32), nullable=False),
+    Column("rfm_since", String(10), nullable=False),  # YYYY-MM-DD
+    Column("phases", String(32), nullable=False),
+    Column("phases_since", String(10), nullable=False),
+    Column("orders_365d", Integer, nullable=False),
+    Column("orders_total", Integer, nullable=False),
+    Column("amount_365d", BigInteger, nullable=False),
+    Column("total_spent", BigInteger, nullable=False),
+    Column("first_order_at", BigInteger),
+    Column("last_order_at", BigInteger),
+    Column("evaluated_at", BigInteger, nullable=False),
+)
+
+stage_changes = Table(
+    "stage_changes", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("shop_id", String(64), nullable=False),
+    Column("customer_key", String(320), nullable=False),
+    Column("model", String(16), nullable=False),
+    Column("from_stage", String(32)),
+    Column("to_stage", String(32), nullable=False),
+    Column("at", BigInteger, nullable=False),
+)
+Index("ix_stage_changes_customer", stage_changes.c.shop_id, stage_changes.c.customer_key, stage_changes.c.id)
+Index("ix_stage_changes_at", stage_changes.c.shop_id, stage_changes.c.at)
+
+shop_figures = Table(
+    "shop_figures", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("window_amount", BigInteger, nullable=False),
+    Column("window_orders", Integer, nullable=False),
+    Column("recent_days", Integer, nullable=False),
+    Column("nurture_days", Integer, nullable=False),
+    Column("risk_days", Integer, nullable=False),
+    Column("adaptive", Boolean, nullable=False),
+    Column("computed_at", BigInteger, nullable=False),
+)
+
+deliveries = Table(
+    "deliveries", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("delivery_id", String(128), primary_key=True),
+    Column("topic", String(64), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+)
+
+data_requests = Table(
+    "data_requests", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("shop_id", String(64), nullable=False),
+    Column("customer_key", String(320), nullable=False),
+    Column("request_id", String(128)),
+    Column("received_at", BigInteger, nullable=False),
+)
+
+# One row per (shop, destination, customer) whose contact must be brought up to date: a dirty
+# flag, so later changes coalesce with earlier unsent ones. What is sent is computed when sent.
+outbox = Table(
+    "outbox", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("shop_id", String(64), nullable=False),
+    Column("destination", String(64), nullable=False),
+    Column("customer_key", String(320), nullable=False),
+    Column("state", String(8), nullable=False),  # pending | dead
+    Column("due_at", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("claimed_by", String(64)),
+    Column("claimed_until", BigInteger),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("queued_at", BigInteger, nullable=False),
+    # Bumped by every enqueue: a worker deletes the item after sending only if nobody re-queued it.
+    Column("generation", Integer, nullable=False, server_default="0"),
+    UniqueConstraint("shop_id", "destination", "customer_key", name="uq_outbox_item"),
+)
+Index("ix_outbox_due", outbox.c.state, outbox.c.due_at)
+
+# What each destination has acknowledged per contact: never send an equal property set again,
+# and the last stage change already sent as an event.
+synced = Table(
+    "synced", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("destination", String(64), primary_key=True),
+    Column("customer_key", String(320), primary_key=True),
+    Column("properties", Text, nullable=False),  # canonical JSON
+    Column("last_change_id", BigInteger, nullable=False),
+    Column("synced_at", BigInteger, nullable=False),
+)
+
+# Cross-process rate limiting: requests to one destination account are spaced at least
+# 60 / rate_per_minute seconds apart by reserving the next free slot atomically.
+rate_slots = Table(
+    "rate_slots", metadata,
+    Column("key", String(160), primary_key=True),
+    Column("next_free_at", BigInteger, nullable=False),
+)
+
+# Where each shop's platform API reading stands: `backfill` holds the checkpoint of a running or
+# finished backfill (JSON, see connector.services.backfill), `poll` the instant the last poll started.
+sync_cursors = Table(
+    "sync_cursors", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("kind", String(16), primary_key=True),  # backfill | poll
+    Column("cursor", Text),
+    Column("updated_at", BigInteger, nullable=False),
+)

@@ -1,0 +1,166 @@
+"""The Flask application (docs/architecture.md, 'The path of one webhook'): webhooks in, health, the admin API.
+
+`create_app(settings)` builds everything; nothing happens at import time. Errors raised by the
+core are mapped to HTTP answers here only.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+from flask import Blueprint, Flask, current_app, g, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+
+from connector.config import Settings
+from connector.errors import (
+    QUOTE_LIMIT, PayloadError, PlatformApiError, SignatureError, StorageUnavailableError, UnknownShopError, mask,
+    quoted,
+)
+from connector.storage.store import Store
+from connector.web import dashboard, metrics
+from connector.web.context import EXTENSION, app_state, get_store
+from connector.web.metrics import metrics_of
+
+MAX_BODY_BYTES = 1024 * 1024  # 413 beyond 1 MiB (docs/architecture.md, 'The path of one webhook')
+LOGGED_REASON_LIMIT = 300  # characters of a refusal's reason in a webhook's answer line (other fields: QUOTE_LIMIT)
+# Threads per gunicorn worker (`stagesync serve`), by database. A webhook mostly waits for its
+# transaction (connector.storage.group_commit): while some wait, the others verify and parse theirs, and
+# the more wait together, the more they share (bench/RESULTS.md: 32 threads gave PostgreSQL 15-20%
+# more webhooks a second than 16). SQLite has one writer: with 32 threads, under a flood, more
+# webhooks wait longer than the 0.8 s they may for the write lock (a 503 the platform retries).
+WEBHOOK_THREADS = {"postgresql": 32, "sqlite": 16}
+
+
+def webhook_threads(database_url: str) -> int:
+    return WEBHOOK_THREADS["sqlite" if database_url.startswith("sqlite") else "postgresql"]
+
+log = logging.getLogger("stagesync.http")
+webhooks = Blueprint("webhooks", __name__)
+health = Blueprint("health", __name__)
+admin = Blueprint("admin", __name__)
+
+
+def create_app(settings: Settings, store: Store | None = None, clock: Callable[[], datetime] | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions[EXTENSION] = {
+        "settings": settings,
+        "store": store,
+        "clock": clock or (lambda: datetime.now(timezone.utc)),
+        "store_lock": threading.Lock(),
+    }
+    app.register_blueprint(webhooks)
+    app.register_blueprint(health)
+    app.register_blueprint(admin)
+    app.register_blueprint(metrics.blueprint)
+    app.register_blueprint(dashboard.blueprint)
+    app.before_request(_start_request)
+    app.errorhandler(StorageUnavailableError)(lambda exc: (jsonify(error="storage unavailable"), 503))
+    app.errorhandler(RequestEntityTooLarge)(lambda exc: (jsonify(error="body over 1 MiB"), 413))
+    app.errorhandler(HTTPException)(lambda exc: (jsonify(error=exc.description), exc.code))
+    return app
+
+
+def _start_request() -> None:
+    g.request_id = request.headers.get("X-Request-Id") or secrets.token_hex(8)
+    g.started = time.perf_counter()
+
+
+# --- webhooks ----------------------------------------------------------------------------------
+
+@webhooks.post("/webhooks/<shop_id>")
+def receive_webhook(shop_id: str):
+    from connector.services.ingest import receive
+
+    settings: Settings = app_state()["settings"]
+    shop = settings.shops.get(shop_id)
+    if shop is None:
+        return jsonify(error=f"unknown shop {shop_id!r}"), 404
+    body = request.get_data(cache=False)  # the raw bytes, exactly as signed; 413 past the limit
+    try:
+        receipt = receive(get_store(), shop, request.headers, body, app_state()["clock"]())
+    except SignatureError as exc:
+        _log_answer(shop, 401, reason=str(exc))
+        return jsonify(error="invalid or missing signature"), 401
+    except PayloadError as exc:
+        _log_answer(shop, 400, reason=str(exc))
+        return jsonify(error=str(exc)), 400
+    except StorageUnavailableError:
+        _log_answer(shop, 503, reason="storage unavailable")
+        return jsonify(error="storage unavailable, retry later"), 503
+    except PlatformApiError as exc:  # the order could not be fetched (BigCommerce): the platform retries
+        _log_answer(shop, 503, reason=str(exc))
+        return jsonify(error="the order could not be read from the platform's API, retry later"), 503
+    _log_answer(shop, 200, topic=receipt.topic, status=receipt.status, reason=receipt.reason)
+    return jsonify(status=receipt.status), 200
+
+
+def _log_answer(shop, code: int, **fields) -> None:
+    elapsed_ms = (time.perf_counter() - g.started) * 1000
+    shown = {k: quoted(str(v), LOGGED_REASON_LIMIT if k == "reason" else QUOTE_LIMIT) for k, v in fields.items() if v}
+    details = " ".join(f"{k}={v}" for k, v in shown.items())
+    log.info("webhook shop=%s platform=%s answer=%s %s ms=%.1f request_id=%s", shop.id, shop.platform, code,
+             details, elapsed_ms, g.request_id,
+             extra={"shop": shop.id, "platform": shop.platform, "request_id": g.request_id, "answer": code,
+                    "topic": shown.get("topic"), "status": fields.get("status"), "ms": round(elapsed_ms, 1)})
+    metrics_of(current_app).webhook(shop.id, shop.platform, code, fields.get("status"))
+
+
+# --- health ------------------------------------------------------------------------------------
+
+@health.get("/healthz")
+def healthz():
+    ok = get_store().ping()
+    return jsonify(database="ok" if ok else "unavailable"), 200 if ok else 503
+
+
+# --- admin API (bearer token) ------------------------------------------------------------------
+
+def _authorised() -> bool:
+    token = app_state()["settings"].admin_token
+    given = request.headers.get("Authorization", "")
+    return bool(token) and given.startswith("Bearer ") and hmac.compare_digest(
+        given[len("Bearer "):].encode(), token.encode())
+
+
+@admin.before_request
+def _require_admin_token():
+    if not _authorised():
+        return jsonify(error="admin token required (Authorization: Bearer <admin_token>)"), 401, {
+            "WWW-Authenticate": 'Bearer realm="stagesync"'}
+    return None
+
+
+def _admin_shop(shop_id: str):
+    try:
+        return app_state()["settings"].shop(shop_id)
+    except UnknownShopError as exc:
+        from flask import abort
+
+        abort(404, description=str(exc))
+
+
+@admin.get("/shops/<shop_id>/stages")
+def shop_stages(shop_id: str):
+    from connector.services.evaluation import snapshot
+    from connector.services.reports import stage_counts
+
+    shop = _admin_shop(shop_id)
+    return jsonify(stage_counts(snapshot(get_store(), shop, app_state()["clock"]())))
+
+
+@admin.get("/shops/<shop_id>/customers/<path:identity>")
+def shop_customer(shop_id: str, identity: str):
+    from connector.services.customer_view import customer_view
+
+    shop = _admin_shop(shop_id)
+    view = customer_view(get_store(), shop, identity, app_state()["clock"]())
+    if view is None:
+        return jsonify(error=f"no customer {mask(identity)!r} in shop {shop.id}"), 404
+    return jsonify(view)

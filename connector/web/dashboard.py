@@ -1,0 +1,329 @@
+"""The dashboard (`GET /dashboard/<shop_id>`): a shop's stages, movements, revenue and sync health.
+
+Server-rendered HTML with inline SVG and inline CSS: no script, no font, nothing fetched from
+elsewhere. The stage counts come from the very code behind `stagesync stages --json`
+(`snapshot` + `stage_counts`), so the page and the command agree at the same instant; `?at=ISO`
+replays any instant, as `--at` does.
+
+Access needs the admin token: `Authorization: Bearer <admin_token>`, or the login form, which
+keeps a signed session cookie (HttpOnly, SameSite=Lax). The cookie's signing key is derived
+from the admin token unless the app has a SECRET_KEY: every gunicorn worker agrees on it, and
+changing the token logs everybody out. Forms that change something carry a CSRF token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from urllib.parse import urlencode
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from sqlalchemy import Connection
+
+from connector.config import Settings, ShopSettings
+from connector.domain.orders import ZERO
+from connector.domain.stages import MODELS, RFM_STAGES
+from connector.errors import UnknownShopError, mask
+from connector.services.customer_view import customer_view
+from connector.services.evaluation import Snapshot, snapshot
+from connector.services.reports import stage_counts, unconverted_note
+from connector.storage import outbox
+from connector.storage.currency import unconverted_orders
+from connector.storage.outbox import QueueLevel, queue_levels
+from connector.storage.states import stage_movements
+from connector.web.context import get_store
+
+MOVEMENT_WINDOW = timedelta(weeks=8)
+DEAD_LETTERS_SHOWN = 50
+NEW = "(new)"  # the "from" of a customer's first stage
+COLOURS = {
+    "prospect": "#c3c8d0", "champion": "#17804a", "loyalist": "#3aa45c", "recent": "#86c77a",
+    "high_potential": "#2d74b5", "needs_nurturing": "#86b6e0", "cant_lose": "#d97706",
+    "at_risk": "#f0a23c", "about_to_lose": "#d4483b", "lost": "#8a9099",
+    "conquest": "#c3c8d0", "conversion": "#86b6e0", "development": "#2d74b5", "loyalty": "#17804a",
+    "disengagement": "#d4483b",
+}
+
+blueprint = Blueprint("dashboard", __name__, template_folder="templates")
+
+
+# --- session and access --------------------------------------------------------------------------
+
+def session_key(admin_token: str) -> str:
+    """The session cookie's signing key: stable across workers and restarts, new with a new token."""
+    return hmac.new(admin_token.encode(), b"stagesync dashboard session", hashlib.sha256).hexdigest()
+
+
+@blueprint.record_once
+def _configure(state) -> None:
+    app = state.app
+    token = app.extensions["stagesync"]["settings"].admin_token
+    if not app.secret_key:
+        app.secret_key = session_key(token) if token else secrets.token_hex(32)
+    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.session_interface = DashboardSessions()
+
+
+class DashboardSessions(SecureCookieSessionInterface):
+    """Sessions for the dashboard's pages only: a webhook (most of the traffic) neither reads nor
+    writes one, so its request skips the cookie and the signing serializer."""
+
+    def open_session(self, app, request):
+        if request.path.startswith("/webhooks/"):
+            return None  # Flask gives the request a null session instead
+        return super().open_session(app, request)
+
+
+def _settings() -> Settings:
+    return current_app.extensions["stagesync"]["settings"]
+
+
+def _token_matches(given: str) -> bool:
+    token = _settings().admin_token
+    return bool(token) and hmac.compare_digest(given.encode(), token.encode())
+
+
+def _bearer() -> bool:
+    header = request.headers.get("Authorization", "")
+    return header.startswith("Bearer ") and _token_matches(header[len("Bearer "):])
+
+
+def _signed_in() -> bool:
+    return _bearer() or session.get("admin") is True
+
+
+def _login_page(status: int, error: str | None = None, next_url: str | None = None):
+    """The login form; after signing in, back to `next_url` (a protected page asked for: itself)."""
+    next_url = _safe_next(next_url)
+    headers = {"WWW-Authenticate": 'Bearer realm="stagesync"'} if status == 401 else {}
+    return render_template("dashboard/login.html", error=error, next_url=next_url), status, headers
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path of this site (never //host or a scheme): no open redirect after login."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("dashboard.index")
+
+
+@blueprint.before_request
+def _require_admin():
+    if request.endpoint in ("dashboard.login", "dashboard.login_form", "dashboard.logout"):
+        return None
+    if not _signed_in():
+        return _login_page(401, next_url=request.full_path.rstrip("?") if request.method == "GET" else None)
+    if request.method == "POST" and not _bearer():  # a browser form: check its CSRF token
+        expected = session.get("csrf", "")
+        if not expected or not hmac.compare_digest(request.form.get("csrf", "").encode(), expected.encode()):
+            abort(403, description="the form expired; reload the page and try again")
+    return None
+
+
+@blueprint.get("/login")
+def login_form():
+    return _login_page(200, next_url=request.args.get("next"))
+
+
+@blueprint.post("/login")
+def login():
+    next_url = request.form.get("next")
+    if not _token_matches(request.form.get("token", "")):
+        return _login_page(401, "That is not the admin token.", next_url)
+    session.clear()
+    session["admin"] = True
+    session["csrf"] = secrets.token_urlsafe(24)
+    return redirect(_safe_next(next_url), 303)
+
+
+@blueprint.post("/logout")
+def logout():
+    session.clear()
+    return redirect(url_for("dashboard.login_form"), 303)
+
+
+def _shop(shop_id: str) -> ShopSettings:
+    try:
+        return _settings().shop(shop_id)
+    except UnknownShopError as exc:
+        abort(404, description=str(exc))
+
+
+def _now() -> datetime:
+    raw = request.args.get("at")
+    if not raw:
+        return current_app.extensions["stagesync"]["clock"]()
+    from connector.services.csv_import import parse_instant
+
+    try:
+        return parse_instant(raw)
+    except ValueError as exc:
+        abort(400, description=f"at: {exc}")
+
+
+# --- what the page shows ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Bar:
+    key: str
+    label: str
+    value: int | Decimal
+    text: str  # what is written next to the bar
+    share: float  # of the total, 0..1
+    width: float  # % of the chart's width; the longest bar fills it
+    colour: str
+
+
+def bars(values: dict[str, int | Decimal], shop: ShopSettings, text) -> list[Bar]:
+    total = sum(values.values()) or 1
+    longest = max(values.values(), default=0) or 1
+    return [Bar(key, shop.label(key), value, text(value), float(value / total),
+                round(100 * float(value / longest), 1), COLOURS.get(key, "#888"))
+            for key, value in values.items()]
+
+
+def revenue_by_stage(snap: Snapshot) -> dict[str, Decimal]:
+    """Sum of the customers' total_spent by rfm stage (orders with no customer are in no stage)."""
+    revenue = dict.fromkeys(RFM_STAGES, ZERO)
+    for evaluation in snap.evaluations.values():
+        revenue[evaluation.rfm] += evaluation.figures.total_spent
+    return revenue
+
+
+def movements(conn: Connection, shop_id: str, model: str, now: datetime,
+              window: timedelta = MOVEMENT_WINDOW) -> Counter:
+    """(from, to) -> number of stage changes recorded in (now - window, now]; from is NEW for a
+    customer's first stage."""
+    rows = stage_movements(conn, shop_id, model, now - window, now)
+    return Counter({(before or NEW, after): n for before, after, n in rows})
+
+
+@dataclass(frozen=True)
+class Matrix:
+    rows: list[str]
+    columns: list[str]
+    cells: dict[tuple[str, str], int]
+    total: int
+    largest: int
+
+    def shade(self, row: str, column: str) -> str:
+        """A cell's background: transparent at 0, deep blue at the largest count."""
+        n = self.cells.get((row, column), 0)
+        return "transparent" if not n else f"rgba(45, 116, 181, {0.12 + 0.78 * n / self.largest:.2f})"
+
+
+def matrix(counts: Counter, model: str) -> Matrix:
+    stages = list(MODELS[model])
+    return Matrix([NEW, *stages], stages, dict(counts), sum(counts.values()), max(counts.values(), default=0) or 1)
+
+
+@dataclass(frozen=True)
+class DestinationHealth:
+    name: str
+    type: str
+    level: QueueLevel
+
+
+def money_text(amount: Decimal, currency: str | None) -> str:
+    return f"{amount:,.2f}" + (f" {currency}" if currency else "")
+
+
+# --- pages -----------------------------------------------------------------------------------------
+
+@blueprint.get("/dashboard")
+def index():
+    shops = sorted(_settings().shops)
+    if len(shops) == 1:
+        return redirect(url_for("dashboard.shop_dashboard", shop_id=shops[0]))
+    return render_template("dashboard/index.html", shops=shops)
+
+
+@blueprint.get("/dashboard/<shop_id>")
+def shop_dashboard(shop_id: str):
+
+    shop = _shop(shop_id)
+    now = _now()
+    model = request.args.get("model", "rfm")
+    if model not in MODELS:
+        abort(400, description=f"model must be one of {', '.join(MODELS)}")
+    store = get_store()
+    snap = snapshot(store, shop, now)
+    counts = stage_counts(snap)
+    revenue = revenue_by_stage(snap)
+    total_revenue = sum(revenue.values(), ZERO)
+    with store.read() as conn:
+        moves = movements(conn, shop.id, model, now)
+        levels = queue_levels(conn, shop.id)
+        letters = outbox.dead_letters(conn, shop.id)
+        unconverted = unconverted_orders(conn, shop.id).get(shop.id, 0)
+    destinations = [DestinationHealth(d.name, d.type, levels.get((shop.id, d.name), QueueLevel()))
+                    for d in shop.destinations]
+    destinations += [DestinationHealth(name, "no longer configured", level)
+                     for (_, name), level in sorted(levels.items()) if name not in {d.name for d in shop.destinations}]
+    return render_template(
+        "dashboard/shop.html", shop=shop, at=counts["at"], at_text=now.strftime("%Y-%m-%d %H:%M:%S UTC"),
+        counts=counts, customers=len(snap.evaluations), window_orders=snap.shop.window_orders,
+        shop_aov=money_text(snap.shop.shop_aov, shop.currency) if snap.shop.shop_aov is not None else "-",
+        rfm_bars=bars(counts["rfm"], shop, lambda n: f"{n:,}"),
+        phase_bars=bars(counts["phases"], shop, lambda n: f"{n:,}"),
+        revenue_bars=bars(revenue, shop, lambda amount: money_text(amount, shop.currency)),
+        total_revenue=money_text(total_revenue, shop.currency),
+        model=model, other_model_url=_other_model_url(shop.id, model), matrix=matrix(moves, model), window_weeks=MOVEMENT_WINDOW.days // 7,
+        destinations=destinations, letters=letters[:DEAD_LETTERS_SHOWN], letters_total=len(letters),
+        replayed=request.args.get("replayed", type=int), pinned=bool(request.args.get("at")),
+        csrf=session.get("csrf", ""), unconverted=unconverted_note(unconverted),
+    )
+
+
+def _other_model_url(shop_id: str, model: str) -> str:
+    other = "phases" if model == "rfm" else "rfm"
+    pinned = {"at": request.args["at"]} if request.args.get("at") else {}
+    return url_for("dashboard.shop_dashboard", shop_id=shop_id, model=other, **pinned) + "#movements"
+
+
+@blueprint.get("/dashboard/<shop_id>/customer")
+def customer(shop_id: str):
+
+    shop = _shop(shop_id)
+    query = request.args.get("q", "").strip()
+    view = customer_view(get_store(), shop, query, _now()) if query else None
+    page = render_template("dashboard/customer.html", shop=shop, query=query, view=view)
+    return page, (200 if view is not None or not query else 404)
+
+
+@blueprint.post("/dashboard/<shop_id>/replay")
+def replay(shop_id: str):
+    """Re-queue the shop's dead letters (one, by `id`, or all) for an immediate new attempt."""
+
+    shop = _shop(shop_id)
+    ids = [int(request.form["id"])] if request.form.get("id", "").isdigit() else None
+    with get_store().transaction() as conn:
+        count = outbox.replay(conn, current_app.extensions["stagesync"]["clock"](), shop.id, ids)
+    target = url_for("dashboard.shop_dashboard", shop_id=shop.id) + "?" + urlencode({"replayed": count})
+    return redirect(target + "#sync", 303)
+
+
+blueprint.add_app_template_filter(mask, "mask")
+
+
+@blueprint.app_template_filter("amount")
+def _amount(value: str | None) -> str:
+    """A stored amount ("12.500000") as money is written: 2 decimals."""
+    return "-" if value is None else f"{Decimal(value):,.2f}"
+
+
+@blueprint.app_template_filter("when")
+def _when(value: str | None) -> str:
+    """An ISO instant ("2026-06-01T12:00:00.123456Z") to the second, for reading."""
+    return "-" if not value else value.replace("T", " ")[:19] + " UTC"
+
+
+@blueprint.app_template_filter("stage_label")
+def _stage_label(stage: str, shop: ShopSettings) -> str:
+    return stage if stage == NEW else shop.label(stage)
