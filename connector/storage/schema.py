@@ -65,6 +65,8 @@ customers = Table(
     Column("total_spent", BigInteger, nullable=False),
     Column("first_order_at", BigInteger),
     Column("last_order_at", BigInteger),
+    # window orders with a known amount (the AOV's divisor; orders_365d counts them all)
+    Column("known_orders_365d", Integer, nullable=False, server_default="0"),
     Column("evaluated_at", BigInteger, nullable=False),
 )
 
@@ -86,6 +88,7 @@ shop_figures = Table(
     Column("shop_id", String(64), primary_key=True),
     Column("window_amount", BigInteger, nullable=False),
     Column("window_orders", Integer, nullable=False),
+    Column("window_known_orders", Integer, nullable=False, server_default="0"),  # shop AOV's divisor
     Column("recent_days", Integer, nullable=False),
     Column("nurture_days", Integer, nullable=False),
     Column("risk_days", Integer, nullable=False),

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 from datetime import timedelta
+from decimal import Decimal
 from email.utils import format_datetime
 
 import pytest
@@ -20,6 +21,9 @@ from sqlalchemy import select
 
 from connector import config
 from connector.cli.runs import config_problems
+from connector.config import ShopSettings
+from connector.services.evaluation import snapshot
+from connector.services.properties import field_values
 from connector.storage.schema import orders
 from connector.storage.store import Store
 from connector.storage.values import from_micros
@@ -313,8 +317,8 @@ def check_config(settings) -> None:
 # WooCommerce's order `currency` is the currency of its amounts (REST API v3, order properties);
 # Aelia Currency Switcher adds `_order_total_base_currency` to the order's meta_data.
 
-def usd_order(order_id: int, meta=()) -> dict:
-    order = woo_order(order_id, "ann@example.com", "processing", total="100.00")
+def usd_order(order_id: int, meta=(), email: str = "ann@example.com") -> dict:
+    order = woo_order(order_id, email, "processing", total="100.00")
     order["currency"] = "USD"
     order["meta_data"] = list(order["meta_data"]) + list(meta)
     return order
@@ -333,6 +337,30 @@ def test_a_foreign_order_without_a_rate_counts_but_stays_out_of_money_figures(wo
     view = customer(woo, "woo", "ann@example.com")
     assert (view["orders_total"], view["total_spent"]) == (2, "50.00")  # never USD 100 read as EUR 100
     assert amount_known(app_store, "woo", "2001") is False and amount_known(app_store, "woo", "2000") is True
+
+
+def test_an_unconverted_order_counts_as_an_order_but_in_no_money_figure(woo, app_store):
+    """EUR shop: ann has EUR 100 and USD 100 with no rate, bob EUR 50, carl only USD 100. Ann's AOV
+    is 100 (not 50), F 2, total_spent 100; the shop AOV is (100 + 50) / 2, not 150 / 4 (docs/rules.md,
+    'Amounts and currencies'); carl has no AOV, so is not high value."""
+    sender = WooCommerceSender()
+    for order in (woo_order(2000, "ann@example.com", "processing", total="100.00"), usd_order(2001),
+                  woo_order(2002, "bob@example.com", "processing", total="50.00")):
+        assert post(woo, "woo", sender.signed(order, "order.updated")).get_json()["status"] == "accepted"
+    assert post(woo, "woo", sender.signed(usd_order(2003, email="carl@example.com"), "order.updated")).get_json()["status"] == "accepted"
+    ann = customer(woo, "woo", "ann@example.com")
+    assert (ann["orders_365d"], ann["orders_total"], ann["aov_365d"], ann["total_spent"]) == (2, 2, "100.00", "100.00")
+    assert (ann["shop_aov_365d"], ann["high_value"]) == ("75.00", True)
+    carl_view = customer(woo, "woo", "carl@example.com")
+    assert (carl_view["orders_365d"], carl_view["aov_365d"], carl_view["total_spent"], carl_view["high_value"]) == \
+        (1, None, "0.00", False)
+    shop = ShopSettings(id="woo", platform="woocommerce", webhook_secret="x", currency="EUR")
+    with app_store.read() as conn:  # what the destinations are sent: from the state the webhook stored
+        stored = app_store.load_state(conn, "woo", "ann@example.com")
+    assert (field_values(stored, shop)["aov_365d"], field_values(stored, shop)["total_spent"]) == ("100.00", "100.00")
+    snap = snapshot(app_store, shop, NOW)  # the dashboard's and export's whole-shop path
+    assert (snap.shop.shop_aov, snap.shop.window_orders) == (Decimal("75"), 4)
+    assert snap.evaluations["ann@example.com"].figures.aov_365d == Decimal("100")
 
 
 def test_a_foreign_order_is_converted_with_the_shops_rates(database_url, app_store):
