@@ -240,7 +240,8 @@ class HttpDestination(Destination):
                  shop: str | None = None):
         self.name = settings.name
         self.shop = shop  # the shop this account belongs to (sent by the webhook destination)
-        self.properties = dict(settings.properties)  # property name in the tool -> field (SPEC 2.3)
+        # property name in the tool -> field (docs/configuration.md, '[[shops.destinations]]')
+        self.properties = dict(settings.properties)
         self.api_key = str(getattr(settings, "api_key", "") or "")  # ApiKeySettings; masked in messages
         self.base_url = (settings.base_url or self.base_url_default).rstrip("/")
         self.rate_per_minute = settings.rate_per_minute or self.default_rate_per_minute

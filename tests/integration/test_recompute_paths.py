@@ -71,7 +71,8 @@ def test_unconverted_orders_count_in_f_but_in_no_amount_on_every_path(store, sho
         assert store.load_states(conn, shop.id) == expected
     assert evaluation.recompute(store, shop, NOW).written == 0  # the integer path finds nothing to change
     only_usd = expected["only-usd@example.com"]
-    assert (only_usd.orders_365d, only_usd.known_orders_365d, only_usd.amount_365d, only_usd.total_spent) == (2, 0, 0, 0)
+    assert (only_usd.orders_365d, only_usd.known_orders_365d, only_usd.amount_365d, only_usd.total_spent) == \
+        (2, 0, 0, 0)
     snap = evaluation.snapshot(store, shop, NOW)
     assert snap.evaluations["only-usd@example.com"].figures.aov_365d is None
     assert snap.evaluations["only-usd@example.com"].high_value is False
