@@ -30,7 +30,7 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # Keys whose values are secrets: present in settings, never in a message or a repr.
 SECRET_KEYS = frozenset({"webhook_secret", "admin_token", "api_key", "access_token", "consumer_key",
-                         "consumer_secret", "password", "secret", "token", "private_key"})
+                         "consumer_secret", "client_secret", "password", "secret", "token", "private_key"})
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class ShopSettings:
     api: Mapping[str, Any] = field(default_factory=dict, repr=False)
     destinations: tuple[DestinationSettings, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
+    rates: Mapping[str, Decimal] = field(default_factory=dict)  # shop-currency units per foreign unit
 
     def label(self, stage: str) -> str:
         return self.labels.get(stage, stage)
@@ -196,11 +197,16 @@ class _Reader:
         if platform not in PLATFORMS:
             self.problem(f"{where}.platform", f"must be one of {', '.join(PLATFORMS)} (got {platform!r})")
         secret = raw.get("webhook_secret")
+        api_table = raw.get("api")
+        if platform == "shopify" and secret is None and isinstance(api_table, dict) \
+                and isinstance(api_table.get("client_secret"), str):
+            # A Dev Dashboard app signs its webhooks with its client secret (docs/configuration.md)
+            secret = api_table["client_secret"]
         if (not isinstance(secret, str) or not secret) and f"{where}.webhook_secret" not in self.unset:
             self.problem(f"{where}.webhook_secret", "is required (a non-empty string)")
             secret = ""
         known = {"id", "platform", "webhook_secret", "currency", "country", "rfm", "phases", "api",
-                 "destinations", "labels"}
+                 "destinations", "labels", "rates"}
         for key in sorted(set(raw) - known):
             self.problem(f"{where}.{key}", "unknown key")
         currency = raw.get("currency")
@@ -225,6 +231,7 @@ class _Reader:
             api=api,
             destinations=destinations,
             labels=self.labels(raw.get("labels", {}), f"{where}.labels"),
+            rates=self.rates(raw.get("rates", {}), f"{where}.rates", currency),
         )
 
     def _int(self, raw: dict, key: str, default: int, where: str, low: int, high: int) -> int:
@@ -273,6 +280,33 @@ class _Reader:
             loyal_orders=self._int(raw, "loyal_orders", d.loyal_orders, where, 1, 1000),
             churn_days=self._int(raw, "churn_days", d.churn_days, where, 1, 365),
         )
+
+    def rates(self, raw: Any, where: str, currency: Any) -> dict[str, Decimal]:
+        """`rates = { USD = 0.92 }`: shop-currency units per unit of each foreign currency."""
+        if not isinstance(raw, dict):
+            self.problem(where, "must be a table of CURRENCY = rate, e.g. { USD = 0.92 }")
+            return {}
+        rates: dict[str, Decimal] = {}
+        for code, value in raw.items():
+            if not re.fullmatch(r"[A-Za-z]{3}", code):
+                self.problem(f"{where}.{code}", "must be an ISO 4217 code such as USD")
+                continue
+            try:
+                if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+                    raise InvalidOperation
+                rate = Decimal(str(value))
+                if not rate.is_finite() or rate <= 0:
+                    raise InvalidOperation
+            except (InvalidOperation, ValueError):
+                self.problem(f"{where}.{code}", f"must be a positive number of shop-currency units per {code.upper()}")
+                continue
+            if isinstance(currency, str) and code.upper() == currency.upper():
+                self.problem(f"{where}.{code}", "is the shop's own currency")
+                continue
+            rates[code.upper()] = rate
+        if rates and not isinstance(currency, str):
+            self.problem(where, "needs the shop's `currency`")
+        return rates
 
     def labels(self, raw: Any, where: str) -> dict[str, str]:
         if isinstance(raw, str):
@@ -344,4 +378,3 @@ class _Reader:
                 base_url=base_url, rate_per_minute=rate, options=options,
             ))
         return tuple(result)
-

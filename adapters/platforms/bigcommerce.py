@@ -1,8 +1,12 @@
 """BigCommerce: webhooks that carry only an order id, and the V2 Orders API that completes them.
 
 Webhooks (https://developer.bigcommerce.com/docs/integrations/webhooks): a light JSON callback
-`{"scope", "store_id", "producer", "data": {"type": "order", "id"}, "hash", "created_at"}`; the same
-event delivered twice has the same `hash`, so "<scope>:<hash>" is the delivery id. BigCommerce
+`{"scope", "store_id", "producer", "data": {"type": "order", "id"}, "hash", "created_at"}`. The
+`hash` is not unique per event: BigCommerce's own samples (bigcommerce/api-specs, the webhook
+callback examples) share one hash between callbacks of one order, so a later `store/order/updated`
+(a cancellation) may repeat an earlier hash. Handling a callback twice changes nothing (the order
+is re-read from the API and the newest version is kept; an archive deletes once), so BigCommerce
+callbacks have no de-duplication key (docs/architecture.md): every callback re-reads the order. BigCommerce
 signs nothing with a shared secret, but a hook created with `headers` sends them back on every
 callback: stagesync is given the shop's `webhook_secret` in a `X-Stagesync-Webhook-Secret` header
 (`"headers": {"X-Stagesync-Webhook-Secret": "<webhook_secret>"}` in `POST /v3/hooks`) and compares
@@ -32,7 +36,7 @@ from typing import Any, Iterator, Mapping
 import requests
 
 from adapters.platforms.api import ApiClient, Page, iso_z, json_body, map_records
-from adapters.platforms.signatures import Fields, delivery_key, header, read_json
+from adapters.platforms.signatures import Fields, header, read_json
 from connector.config import ShopSettings
 from connector.errors import PayloadError, PlatformApiError, SignatureError, quoted
 from connector.domain.inbound import DeleteOrder, Inbound, UpsertOrder
@@ -50,12 +54,16 @@ ORDERS_PATH = "/stores/{store_hash}/v2/orders"
 PAGE_LIMIT = 250  # the V2 orders `limit` maximum
 WEBHOOK_TIMEOUT = (3, 10)  # seconds: a webhook's own fetch, while BigCommerce waits for our answer
 
-# `status_id` (GET /v2/order_statuses): 0 Incomplete (a checkout never completed: not an order),
-# 4 Refunded, 5 Cancelled, 6 Declined; every other status is a placed order (1 Pending, 2 Shipped,
-# 3 Partially Shipped, 7 Awaiting Payment, 8 Awaiting Pickup, 9 Awaiting Shipment, 10 Completed,
-# 11 Awaiting Fulfillment, 12 Manual Verification Required, 13 Disputed, 14 Partially Refunded).
-INCOMPLETE = 0
-STATUSES = {4: "refunded", 5: "cancelled", 6: "cancelled"}
+# `status_id` (GET /v2/order_statuses; https://developer.bigcommerce.com/docs/store-operations/orders#order-statuses):
+# 0 Incomplete ("shopper began checkout but did not complete it") and 1 Pending ("customer started
+# the checkout process but did not complete it") are not placed yet: stored, not counted, until a
+# later callback places them (docs/rules.md, 'Valid orders'). 4 Refunded, 5 Cancelled, 6 Declined;
+# every other status is a placed order (2 Shipped, 3 Partially Shipped, 7 Awaiting Payment,
+# 8 Awaiting Pickup, 9 Awaiting Shipment, 10 Completed, 11 Awaiting Fulfillment, 12 Manual
+# Verification Required, 13 Disputed, 14 Partially Refunded). The V2 order has no payment date:
+# placed_at is `date_created`.
+INCOMPLETE, PENDING = 0, 1
+STATUSES = {INCOMPLETE: "pending", PENDING: "pending", 4: "refunded", 5: "cancelled", 6: "cancelled"}
 
 
 # --- webhooks -----------------------------------------------------------------------------------
@@ -86,8 +94,8 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
     data = read_json(headers, body, NAME)
     scope = data.text("scope", required=True) or ""
     data = data.renamed(f"{NAME} {quoted(scope)}")
-    event_hash = data.text("hash")
-    base = Inbound(topic=scope, delivery_id=delivery_key(f"{scope}:{event_hash}") if event_hash else None)
+    data.text("hash")  # a string when present; not a de-duplication key (see the module's docstring)
+    base = Inbound(topic=scope)
     resource = data.child("data")
     if scope == ARCHIVED_SCOPE:
         return replace(base, actions=(DeleteOrder(order_id=str(resource.ident("id"))),))
@@ -103,7 +111,7 @@ def fetch(shop: ShopSettings, inbound: Inbound, *, session: requests.Session | N
     order = client.order(str(inbound.fetch_order_id))
     if order is None:
         return replace(inbound, fetch_order_id=None,
-                       ignored_reason="order not found or incomplete (a checkout never completed)")
+                       ignored_reason="order not found")
     return replace(inbound, fetch_order_id=None, actions=(UpsertOrder(order),))
 
 
@@ -134,7 +142,7 @@ class BigCommerceOrders(ApiClient):
                                  headers={"X-Auth-Token": str(self.api["access_token"]), "Accept": "application/json"})
 
     def order(self, order_id: str) -> Order | None:
-        """One order; None when BigCommerce does not know it or it is an incomplete checkout."""
+        """One order; None when BigCommerce does not know it."""
         response = self._get(f"{self.url}/{order_id}", ok=(200, 404))
         if response.status_code == 404:
             return None
@@ -176,13 +184,11 @@ class BigCommerceOrders(ApiClient):
 
 
 def order_from_api(data: Mapping[str, Any], shop: ShopSettings) -> Order | None:
-    """A V2 order as a canonical order; None for an incomplete checkout (status 0)."""
+    """A V2 order as a canonical order (an incomplete checkout is a `pending` one)."""
     fields = Fields(data, f"{NAME} order")
     status_id = data.get("status_id")
     if isinstance(status_id, bool) or not isinstance(status_id, int):
         raise fields.error("status_id", "must be a whole number")
-    if status_id == INCOMPLETE:
-        return None
     status = "deleted" if data.get("is_deleted") is True else STATUSES.get(status_id, "placed")
     currency = fields.text("default_currency_code") or fields.text("currency_code")
     total = fields.amount("total_inc_tax") or ZERO

@@ -7,10 +7,16 @@ than one webhook indicates a duplicate", https://shopify.dev/docs/apps/build/web
 else `X-Shopify-Webhook-Id`. The delivery id is "<topic>:<that id>": one merchant action can
 trigger several topics (a cancellation and its refund) that must not de-duplicate each other.
 
-Orders are mapped from the REST order payload (the webhook reference's orders/create sample):
-`total` is the original `total_price` in the shop's currency and `refunded` the sum of the
-successful refund transactions, converted to the shop's currency when they were made in the
-customer's (presentment) currency, so that amount = total - refunded (docs/rules.md, 'Amounts and currencies').
+Orders are mapped from the REST order payload (the webhook reference's orders/create sample;
+https://shopify.dev/docs/api/admin-rest/latest/resources/order#resource-object). What the customer
+finally pays is `current_total_price` ("the current total price of the order in the shop currency;
+reflects order edits, returns, and refunds"), read from `current_total_price_set.shop_money` first.
+`refunded` is the sum of the successful refund transactions (in the shop's currency, converted when
+they were made in the customer's presentment currency) and `total` = current total + refunded, so
+that amount = total - refunded = current total: refunds are never subtracted twice, and a refund
+recorded by refunds/create before the order's update (the order store keeps the larger refunded
+figure) brings the amount to the same value. Without `current_total_price` (older payloads, the
+GraphQL backfill) `total` is `total_price` (docs/rules.md, 'Amounts and currencies').
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ TOPIC_HEADER = "X-Shopify-Topic"
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 EVENT_ID_HEADER = "X-Shopify-Event-Id"
 WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
-API_VERSION = "2025-10"  # what `sign()` announces; the payload fields read here are stable across versions
+API_VERSION = "2026-10"  # what `sign()` announces; the payload fields read here are stable across versions
 
 ORDER_TOPICS = ("orders/create", "orders/updated", "orders/paid", "orders/cancelled")
 # The three mandatory privacy topics: https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance
@@ -101,14 +107,19 @@ def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
     shop_total = _money(data.child("total_price_set"))
     total = shop_total.amount if shop_total else data.amount("total_price")
     currency = data.text("currency") or (shop_total.currency if shop_total else None) or shop.currency
-    money = _ShopMoney.from_sets([data.child("total_price_set")], currency)
+    money = _ShopMoney.from_sets([data.child("total_price_set"), data.child("current_total_price_set")], currency)
     refunded, exact = ZERO, True
     for refund in data.children("refunds"):
         amount, converted = _refund_amount(refund, money)
         refunded, exact = refunded + amount, exact and converted
+    current = _current_total(data)
+    if current is not None:  # after edits and refunds: refunds already taken off (module docstring)
+        total = current + refunded
     status = _status(data)
-    if status == "refunded":
-        refunded = max(refunded, total or ZERO)  # "refunded" is Shopify's word for fully refunded
+    if status == "refunded":  # Shopify's word for fully refunded
+        if not refunded:  # no refund transaction in the payload: the original total went back
+            total = max(total or ZERO, data.amount("total_price", required=False) or ZERO)
+        refunded = max(refunded, total or ZERO)
     order = _build(
         data.where, shop_id=shop.id, order_id=order_id, placed_at=placed_at, updated_at=data.moment("updated_at"),
         total=total, refunded=refunded, status=status, test=False,
@@ -118,6 +129,14 @@ def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
         customer_id=customer.ident("id", required=False), currency=currency, default_region=shop.country,
     )
     return replace(base, actions=(UpsertOrder(order),), extra=_warnings(exact))
+
+
+def _current_total(data: Fields) -> Decimal | None:
+    """`current_total_price` in the shop's money (`current_total_price_set.shop_money` first), or None."""
+    shop_money = _money(data.child("current_total_price_set"))
+    if shop_money is not None:
+        return shop_money.amount
+    return data.amount("current_total_price", required=False)
 
 
 def _status(data: Fields) -> str:

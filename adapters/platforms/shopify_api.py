@@ -17,6 +17,15 @@
 - Only the last 60 days of orders are readable unless the app has the `read_all_orders` scope
   (https://shopify.dev/docs/api/admin-graphql/latest/objects/Order); older orders are simply absent.
 
+Credentials (https://shopify.dev/docs/apps/build/authentication-authorization/access-tokens/client-credentials-grant):
+a Dev Dashboard app (the only kind new users can create since 2026-01-01) gives `client_id` and
+`client_secret`; stagesync asks `POST https://{shop_domain}/admin/oauth/access_token` (form fields
+grant_type=client_credentials, client_id, client_secret) for an access token, whose answer is
+`{"access_token", "scope", "expires_in"}` (about 86,399 s). The token is fetched when first needed,
+renewed `RENEW_BEFORE` ahead of its expiry, and fetched again once when the API answers 401; it is
+never logged, and every error message hides it. A legacy custom app's static `access_token`
+still works. `api_version` (default `API_VERSION`) picks the Admin API version.
+
 Each GraphQL order is rewritten into the REST shape of the `orders/updated` webhook and mapped by
 the webhook adapter itself (`adapters.platforms.shopify.parse`): backfill and webhooks store the
 same canonical order for the same Shopify order.
@@ -25,7 +34,8 @@ same canonical order for the same Shopify order.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+import re
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Iterator, Mapping
 
@@ -34,7 +44,10 @@ from adapters.platforms.api import ApiClient, Page, iso_z, json_body, map_record
 from connector.errors import PlatformApiError, PlatformAuthError, RetriablePlatformError
 from connector.domain.orders import Order
 
-API_VERSION = "2025-10"
+API_VERSION = "2026-10"  # the newest stable Admin API version stagesync was tested with; api.api_version overrides
+TOKEN_PATH = "/admin/oauth/access_token"
+RENEW_BEFORE = timedelta(minutes=5)  # a client-credentials token is renewed this long before it expires
+_VERSION = re.compile(r"20[0-9]{2}-(01|04|07|10)|unstable")
 TOKEN_HEADER = "X-Shopify-Access-Token"  # https://shopify.dev/docs/api/usage/authentication
 # https://shopify.dev/docs/apps/build/apis/graphql-admin/rate-limits: "single query" limit.
 MAX_QUERY_COST = 1000
@@ -123,20 +136,65 @@ BULK_DEAD = ("FAILED", "CANCELED", "EXPIRED")
 
 class ShopifyOrders(ApiClient):
     platform = "shopify"
-    required = ("shop_domain", "access_token")
-    optional = ("base_url", "bulk", "bulk_threshold")
-    secret_keys = ("access_token",)
-    auth_hint = ("check api.access_token: an Admin API access token with the read_orders scope "
+    required = ("shop_domain",)
+    optional = ("access_token", "client_id", "client_secret", "api_version", "base_url", "bulk", "bulk_threshold")
+    secret_keys = ("access_token", "client_secret")
+    auth_hint = ("check api.client_id and api.client_secret (a Dev Dashboard app installed on the shop), or "
+                 "api.access_token (a legacy custom app): the app needs the read_orders scope "
                  "(and read_all_orders for orders older than 60 days)")
 
     def __init__(self, shop, **kw):
         super().__init__(shop, **kw)
         self.page_size = PAGE_SIZE
+        self.api_version = str(self.api.get("api_version") or API_VERSION)
         self.endpoint = self._endpoint()
+        self._token: str | None = None if self._client_credentials else str(self.api["access_token"])
+        self._token_expires: datetime | None = None
+
+    @property
+    def _client_credentials(self) -> bool:
+        return not self.api.get("access_token")
+
+    def access_token(self) -> str:
+        """The Admin API token: the static one, or a client-credentials token renewed before it expires."""
+        if self._token is None or (self._token_expires is not None
+                                   and self.clock() >= self._token_expires - RENEW_BEFORE):
+            self._fetch_token()
+        assert self._token is not None
+        return self._token
+
+    def _fetch_token(self) -> None:
+        """POST /admin/oauth/access_token with the client credentials grant (retried on 429/5xx)."""
+        url = self._shop_url() + TOKEN_PATH
+        form = {"grant_type": "client_credentials", "client_id": str(self.api["client_id"]),
+                "client_secret": str(self.api["client_secret"])}
+        response = self.http.retrying(lambda: self.http.once("POST", url, data=form, headers={"Accept": "application/json"}))
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(token, str) or not token:
+            # never quote the body: it may hold a token
+            raise PlatformApiError(f"{self.where}: the access token answer has no access_token")
+        self.http.secrets = (*self.http.secrets, token)  # hidden from every message from now on
+        expires_in = body.get("expires_in")
+        self._token = token
+        self._token_expires = (self.clock() + timedelta(seconds=expires_in)
+                               if isinstance(expires_in, (int, float)) and not isinstance(expires_in, bool) else None)
+
+    def _shop_url(self) -> str:
+        return self.base_url if self.api.get("base_url") else "https://" + str(self.api["shop_domain"]).strip().rstrip("/")
 
     @classmethod
     def problems(cls, api: Mapping[str, Any]) -> list[str]:
         found = super().problems(api)
+        if not api.get("access_token") and not (api.get("client_id") and api.get("client_secret")):
+            found.append("client_id, client_secret: are required (a Dev Dashboard app), or access_token "
+                         "(a legacy custom app)")
+        version = api.get("api_version")
+        if version is not None and not (isinstance(version, str) and _VERSION.fullmatch(version)):
+            found.append('api_version: must be an Admin API version such as "2026-10"')
         domain = api.get("shop_domain")
         if isinstance(domain, str) and domain.strip() and "." in domain.strip() \
                 and not domain.strip().lower().rstrip("/").endswith(".myshopify.com"):
@@ -151,21 +209,28 @@ class ShopifyOrders(ApiClient):
     def _endpoint(self) -> str:
         import shopify  # the ShopifyAPI package, imported on first use
 
-        version = shopify.ApiVersion.coerce_to_version(API_VERSION)
+        version = shopify.ApiVersion.coerce_to_version(self.api_version)
         if self.api.get("base_url"):
             return version.api_path(self.base_url) + "/graphql.json"
-        session = shopify.Session(str(self.api["shop_domain"]).strip(), API_VERSION, str(self.api["access_token"]))
+        session = shopify.Session(str(self.api["shop_domain"]).strip(), self.api_version)
         return session.site + "/graphql.json"
 
     # --- GraphQL ------------------------------------------------------------------------------
 
     def graphql(self, query: str, variables: Mapping[str, Any] | None = None) -> dict:
-        """`data` of one GraphQL call, retried while throttled or failing with 429/5xx."""
-        return self.http.retrying(lambda: self._graphql_once(query, variables))
+        """`data` of one GraphQL call, retried while throttled or failing with 429/5xx; with client
+        credentials, a 401 fetches a new token and tries once more."""
+        try:
+            return self.http.retrying(lambda: self._graphql_once(query, variables))
+        except PlatformAuthError as exc:
+            if not self._client_credentials or "HTTP 401" not in str(exc):
+                raise
+            self._token = None  # revoked or expired early: one new token, one more try
+            return self.http.retrying(lambda: self._graphql_once(query, variables))
 
     def _graphql_once(self, query: str, variables: Mapping[str, Any] | None) -> dict:
         response = self.http.once("POST", self.endpoint, json={"query": query, "variables": dict(variables or {})},
-                                  headers={TOKEN_HEADER: str(self.api["access_token"]),
+                                  headers={TOKEN_HEADER: self.access_token(),
                                            "Content-Type": "application/json", "Accept": "application/json"})
         body = json_body(response, self.where)
         errors = body.get("errors") if isinstance(body, dict) else None

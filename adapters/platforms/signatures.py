@@ -81,10 +81,21 @@ STANDARD_SECRET_PREFIX = "whsec_"
 STANDARD_TOLERANCE = timedelta(minutes=5)  # the spec's recommended replay window, both ways
 
 
-def standard_key(secret: str, *, where: str = "standard") -> bytes:
-    """The HMAC key of a `whsec_<base64>` secret (the prefix is optional, as in svix)."""
+def standard_secret_bytes(secret: str) -> bytes | None:
+    """The HMAC key of a `whsec_<base64>` secret (the prefix is optional, as in svix), or None when
+    it is not one. The base64 may leave its `=` padding off: the reference library adds it back
+    (`base64.b64decode(whsecret + "==")` in standard-webhooks libraries/python/standardwebhooks/
+    webhooks.py), and so does this, then decodes strictly (only base64 characters)."""
     encoded = secret[len(STANDARD_SECRET_PREFIX):] if secret.startswith(STANDARD_SECRET_PREFIX) else secret
-    key = _b64decode(encoded) if encoded else None
+    encoded = encoded.strip()
+    if not encoded:
+        return None
+    return _b64decode(encoded + "=" * (-len(encoded) % 4)) or None
+
+
+def standard_key(secret: str, *, where: str = "standard") -> bytes:
+    """The HMAC key of a `whsec_<base64>` secret; SignatureError when it is not one."""
+    key = standard_secret_bytes(secret)
     if not key:
         raise SignatureError(f"{where}: the shop's webhook_secret is not a Standard Webhooks secret "
                              f"({STANDARD_SECRET_PREFIX} followed by base64)")

@@ -24,11 +24,16 @@ are ISO 8601 ("2025-03-14T10:30:00Z"), UTC when written without an offset.
         data.placed_at     required  when the order was placed
         data.total         required  the original total, in the shop's currency
         data.refunded      optional  refunded so far (default 0): amount = total - refunded
-        data.status        optional  placed | cancelled | voided | refunded | deleted (default placed);
-                                     "refunded" with no `refunded` amount means refunded in full
+        data.status        optional  placed | cancelled | voided | refunded | deleted | pending (default
+                                     placed); "refunded" with no `refunded` amount means refunded in
+                                     full; "pending": checkout not completed (unpaid), stored, not
+                                     counted until a later version is placed
         data.test          optional  true: a test order, ignored (default false)
         data.updated_at    optional  version of the order: an older version never replaces a newer one
         data.email, data.phone, data.customer_id, data.currency   optional (currency: default the shop's)
+        data.exchange_rate optional  shop-currency units per unit of data.currency, when that is another
+                                     currency (else the shop's `rates`; else the order counts, its
+                                     amount stays out of money figures)
     type "order.deleted":     data.order_id required, data.updated_at optional
     type "refund.created":    data.order_id, data.refund_id, data.amount required, data.created_at optional
                               (recorded once per refund_id)
@@ -55,7 +60,8 @@ from connector.errors import PayloadError, quoted
 from connector.domain.inbound import DeleteOrder, Inbound, RecordRefund, RedactCustomer, SeeCustomer, UpsertOrder
 from connector.domain.orders import MAX_AMOUNT, ORDER_STATUSES, ZERO, Order, normalise_phone
 
-from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_standard, verify_standard
+from adapters.platforms.signatures import (Fields, delivery_key, header, read_json, sign_standard, standard_secret_bytes,
+                                          verify_standard)
 
 NAME = "standard"
 # https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md ("Webhook headers").
@@ -74,6 +80,14 @@ def verify(headers: Mapping[str, str], body: bytes, secret: str, now: datetime) 
     """Raise SignatureError unless a v1 signature matches and webhook-timestamp is within 5 minutes of `now`."""
     verify_standard(body, secret, header(headers, ID_HEADER), header(headers, TIMESTAMP_HEADER),
                     header(headers, SIGNATURE_HEADER), now, where=NAME)
+
+
+def secret_problems(secret: str) -> list[str]:
+    """Whether `secret` verifies deliveries, decided by the decoding `verify` uses, so that
+    `stagesync check-config` and verification agree on which secrets work."""
+    if standard_secret_bytes(secret) is None:
+        return ["must be a Standard Webhooks secret: whsec_ followed by base64 (the = padding may be left off)"]
+    return []
 
 
 def sign(body: bytes, secret: str, *, msg_id: str | None = None,
@@ -127,6 +141,11 @@ def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
         )
     except ValueError as exc:
         raise PayloadError(f"{data.where}: {exc}") from None
+    rate = data.amount("exchange_rate", required=False)
+    if rate is not None:
+        if rate <= 0:
+            raise data.error("exchange_rate", "must be a positive number")
+        order = replace(order, exchange_rate=rate)
     return replace(base, actions=(UpsertOrder(order),))
 
 

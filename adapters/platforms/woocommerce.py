@@ -7,6 +7,12 @@ https://woocommerce.com/document/webhooks/): a JSON body, the REST API v3 resour
 `X-WC-Webhook-Topic`, delivery id in `X-WC-Webhook-Delivery-ID`. A deleted resource is sent as
 `{"id": N}` only.
 
+De-duplication: the delivery id is NOT unique per event. `WC_Webhook::get_new_delivery_id` returns
+`wp_hash( $this->get_id() . strtotime( 'now' ) )`: one value per webhook and second, so two orders
+changed in the same second (bulk edits, the background delivery queue) share it. stagesync keys
+WooCommerce deliveries on the digest of topic and raw body instead (`event_key`): a redelivery of
+the same event (same body) is a duplicate, two different events never are (docs/architecture.md).
+
 When a webhook is created, WooCommerce first POSTs an UNSIGNED, form-encoded `webhook_id=N`
 (`WC_Webhook::deliver_ping`) and activates the hook only on a 200. `is_ping()` recognises exactly
 that body, so the HTTP layer can answer it (ignored, nothing stored) without a signature; any
@@ -19,6 +25,7 @@ import hashlib
 import re
 from dataclasses import replace
 from datetime import datetime
+from decimal import Decimal, InvalidOperation
 from typing import Callable, Mapping
 
 from connector.config import ShopSettings
@@ -26,7 +33,7 @@ from connector.errors import PayloadError, quoted
 from connector.domain.inbound import DeleteOrder, Inbound, SeeCustomer, UpsertOrder
 from connector.domain.orders import ZERO, Order, normalise_phone
 
-from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_body_hmac, verify_body_hmac
+from adapters.platforms.signatures import Fields, header, read_json, sign_body_hmac, verify_body_hmac
 
 NAME = "woocommerce"
 # Header names as set in WC_Webhook::deliver.
@@ -38,14 +45,18 @@ _PING = re.compile(rb"webhook_id=([0-9]{1,20})")
 ORDER_TOPICS = ("order.created", "order.updated", "order.restored")
 TOPICS = ORDER_TOPICS + ("order.deleted", "customer.created", "customer.updated")
 
-# Order statuses (REST API v3 `status`) -> canonical status. Orders that never became a sale
-# (failed payment) count as cancelled; a trashed order as deleted.
+# Order statuses (REST API v3 `status`, https://woocommerce.github.io/woocommerce-rest-api-docs/#order-properties;
+# https://woocommerce.com/document/managing-orders/order-statuses/) -> canonical status.
+# Not placed yet, stored but not counted (docs/rules.md, 'Valid orders'): `pending` ("order received,
+# no payment initiated"), `failed` (payment failed or declined), and the Store API's checkout drafts
+# (`checkout-draft`, plus WordPress's own `draft`/`auto-draft`). They count once a later event
+# places them. A trashed order is deleted; custom statuses added by plugins count as placed.
 STATUSES = {
-    "pending": "placed", "on-hold": "placed", "processing": "placed", "completed": "placed",
-    "cancelled": "cancelled", "failed": "cancelled", "refunded": "refunded", "trash": "deleted",
+    "on-hold": "placed", "processing": "placed", "completed": "placed",
+    "pending": "pending", "failed": "pending", "checkout-draft": "pending", "draft": "pending",
+    "auto-draft": "pending",
+    "cancelled": "cancelled", "refunded": "refunded", "trash": "deleted",
 }
-# Not orders yet (Store API checkout drafts); custom statuses added by plugins count as placed.
-DRAFT_STATUSES = frozenset({"checkout-draft", "draft", "auto-draft"})
 
 
 def is_ping(headers: Mapping[str, str], body: bytes) -> bool:
@@ -75,6 +86,12 @@ def sign(body: bytes, secret: str, *, topic: str = "order.created", delivery_id:
     }
 
 
+def event_key(topic: str, body: bytes) -> str:
+    """The de-duplication key of one delivery: "wc-body:<sha256 of topic and raw body>", never the
+    `X-WC-Webhook-Delivery-ID` header (one value per webhook and second, see the module's docstring)."""
+    return "wc-body:" + hashlib.sha256(topic.encode("utf-8", "surrogatepass") + b"\n" + body).hexdigest()
+
+
 def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inbound:
     """Translate one delivery (verified, or the creation ping); PayloadError when it cannot be understood."""
     ping = _PING.fullmatch(body)
@@ -83,7 +100,7 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
     topic = header(headers, TOPIC_HEADER)
     if topic is None:
         raise PayloadError(f"{NAME}: the {TOPIC_HEADER} header is missing")
-    base = Inbound(topic=topic, delivery_id=delivery_key(header(headers, DELIVERY_HEADER)))
+    base = Inbound(topic=topic, delivery_id=event_key(topic, body))
     data = read_json(headers, body, f"{NAME} {quoted(topic)}")
     handler = _HANDLERS.get(topic)
     if handler is None:
@@ -94,8 +111,6 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
 def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
     order_id = data.ident("id")
     raw_status = data.text("status", required=True) or ""
-    if raw_status in DRAFT_STATUSES:
-        return replace(base, ignored_reason=f"{raw_status} order: not placed yet")
     status = STATUSES.get(raw_status, "placed")
     total = data.amount("total") or ZERO
     # The order's `refunds` list each refund with a NEGATIVE `total` string ("-10.00").
@@ -106,7 +121,7 @@ def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
     try:
         order = Order.build(
             shop_id=shop.id, order_id=order_id,
-            placed_at=data.moment("date_created_gmt", required=True),  # GMT, written without an offset
+            placed_at=_placed_at(data),
             updated_at=data.moment("date_modified_gmt"),
             total=total, refunded=refunded, status=status,
             email=billing.text("email"), phone=billing.text("phone"),  # guests (customer_id 0) have only these
@@ -115,7 +130,39 @@ def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
         )
     except ValueError as exc:
         raise PayloadError(f"{data.where}: {exc}") from None
-    return replace(base, actions=(UpsertOrder(order),))
+    rate = _base_currency_rate(data, total)
+    return replace(base, actions=(UpsertOrder(replace(order, exchange_rate=rate) if rate else order),))
+
+
+# Multi-currency plugins keep the shop's (base) currency figures in the order's `meta_data`.
+# Aelia Currency Switcher: `_order_total_base_currency` (the order total in the base currency);
+# https://aelia.co/shop/currency-switcher-woocommerce/ ("order totals in base currency").
+BASE_TOTAL_META = ("_order_total_base_currency",)
+
+
+def _base_currency_rate(data: Fields, total: Decimal) -> Decimal | None:
+    """Shop-currency units per unit of the order's currency, from a multi-currency plugin's meta."""
+    if total <= ZERO:
+        return None
+    for meta in data.children("meta_data"):
+        if meta.text("key") in BASE_TOTAL_META:
+            try:
+                base = Decimal(str(meta.raw("value")))
+            except InvalidOperation:
+                return None
+            return base / total if base.is_finite() and base > ZERO else None
+    return None
+
+
+def _placed_at(data: Fields) -> datetime:
+    """When the order was placed: `date_paid_gmt` (set by WooCommerce when the order reaches a paid
+    status, `WC_Order::maybe_set_date_paid`), else `date_created_gmt`. An order created `pending`
+    and paid days later counts from its payment (docs/rules.md, 'Valid orders'); one placed
+    without payment (on-hold bank transfer, cash on delivery) counts from its creation until it is
+    paid. Both dates are GMT written without an offset."""
+    created = data.moment("date_created_gmt", required=True)
+    paid = data.moment("date_paid_gmt")
+    return paid if paid is not None and paid >= created else created
 
 
 def _order_deleted(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:

@@ -11,7 +11,7 @@ from connector.errors import StagesyncError, StorageUnavailableError
 
 
 def config_problems(settings) -> list[str]:
-    """Every problem of the destinations and platform API tables of every shop, each naming where."""
+    """Every problem of the destinations, webhook secrets and platform API tables of every shop, each naming where."""
     problems: list[str] = []
     try:
         from adapters.destinations import validate
@@ -21,9 +21,11 @@ def config_problems(settings) -> list[str]:
         for shop in settings.shops.values():
             for destination in shop.destinations:
                 problems += [f"shops[{shop.id}].destinations[{destination.name}]: {p}" for p in validate(destination)]
+    from adapters.platforms import validate as webhook_problems
     from adapters.platforms.api import api_problems
 
     for shop in settings.shops.values():
+        problems += webhook_problems(shop)  # e.g. a Standard Webhooks secret verification would refuse
         problems += api_problems(shop)
     return problems
 

@@ -34,14 +34,15 @@ def stages_command(invocation: Invocation, shop: str, at: str | None, as_json: b
 def explain_command(invocation: Invocation, shop: str, email: str, at: str | None) -> int:
     from connector.services.evaluation import snapshot
     from connector.domain.orders import normalise_email, normalise_phone
-    from connector.services.reports import explain
+    from connector.services.reports import explain, unconverted_of_customer
 
     settings, shop_settings = invocation.shop(shop)
     key = normalise_email(email) or normalise_phone(email, shop_settings.country)
-    snap = snapshot(open_store(settings), shop_settings, parse_at(at))
+    store = open_store(settings)
+    snap = snapshot(store, shop_settings, parse_at(at))
     if key is None or key not in snap.evaluations:
         raise UserError(f"no customer {mask(email)!r} in shop {shop_settings.id}")
-    click.echo(explain(snap, key))
+    click.echo(explain(snap, key, unconverted_of_customer(store, shop_settings.id, key)))
     return 0
 
 

@@ -6,19 +6,22 @@ Every platform adapter translates its payload into an `Order`; everything downst
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Literal
 
 import phonenumbers
 
-OrderStatus = Literal["placed", "cancelled", "voided", "refunded", "deleted"]
-ORDER_STATUSES: tuple[str, ...] = ("placed", "cancelled", "voided", "refunded", "deleted")
-# Statuses that take an order out of every count, whatever its amounts.
-_EXCLUDED_STATUSES = frozenset({"cancelled", "voided", "deleted"})
+OrderStatus = Literal["placed", "cancelled", "voided", "refunded", "deleted", "pending"]
+ORDER_STATUSES: tuple[str, ...] = ("placed", "cancelled", "voided", "refunded", "deleted", "pending")
+# Statuses that take an order out of every count, whatever its amounts. `pending`: stored but not
+# placed yet (the checkout did not complete: unpaid, payment failed, abandoned); it counts once a
+# later version of it is placed (docs/rules.md, 'Valid orders').
+_EXCLUDED_STATUSES = frozenset({"cancelled", "voided", "deleted", "pending"})
 
 ZERO = Decimal(0)
 _SPACES = re.compile(r"[\s().\-/]")
@@ -133,6 +136,11 @@ class Order:
     currency: str | None = None
     updated_at: datetime | None = None
     email_spelling: str | None = None  # the address as the shop wrote it, when not already normalised
+    # The platform's exchange rate for this order, shop-currency units per unit of `currency`
+    # (None when it sends none); `amount_known` is False for an order in another currency that
+    # no rate could convert: it counts as an order, its amount stays out of every money figure.
+    exchange_rate: Decimal | None = field(default=None, compare=False)
+    amount_known: bool = True
     extra: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
@@ -190,7 +198,8 @@ class Order:
 
     @property
     def is_valid(self) -> bool:
-        """Counts in the stage models: not test, not cancelled/voided/deleted, not fully refunded."""
+        """Counts in the stage models: placed (not pending), not test, not cancelled/voided/deleted,
+        not fully refunded."""
         if self.test or self.status in _EXCLUDED_STATUSES:
             return False
         if self.status == "refunded" and self.refunded == ZERO:
@@ -202,7 +211,31 @@ class Order:
 
     @property
     def amount(self) -> Decimal:
-        """What the order is worth to the stage models: total less partial refunds, 0 when not valid."""
-        if not self.is_valid:
+        """What the order is worth to the stage models: total less partial refunds, 0 when not valid
+        or when its amount is in another currency that could not be converted."""
+        if not self.is_valid or not self.amount_known:
             return ZERO
         return max(self.total - self.refunded, ZERO)
+
+
+_CENT = Decimal("0.01")
+
+
+def in_shop_currency(order: Order, shop_currency: str | None, rates: "dict[str, Decimal] | None" = None) -> Order:
+    """`order` with its amounts in the shop's currency (docs/rules.md, 'Amounts and currencies').
+
+    An order in another currency is converted with the rate the platform sent
+    (`order.exchange_rate`), else with the shop's `rates` table (shop units per foreign unit);
+    with neither it keeps its foreign amounts, flagged `amount_known=False`, so that it counts as
+    an order but never as money. A foreign amount is never read as the shop's currency."""
+    if order.currency is None or shop_currency is None or order.currency == shop_currency.upper():
+        return order if order.amount_known else dataclasses.replace(order, amount_known=True)
+    rate = order.exchange_rate or (rates or {}).get(order.currency)
+    if rate is None or not rate.is_finite() or rate <= 0:
+        return dataclasses.replace(order, amount_known=False)
+    total = (order.total * rate).quantize(_CENT, ROUND_HALF_UP)
+    refunded = (order.refunded * rate).quantize(_CENT, ROUND_HALF_UP)
+    if total > MAX_AMOUNT or refunded > MAX_AMOUNT:
+        return dataclasses.replace(order, amount_known=False)
+    return dataclasses.replace(order, total=total, refunded=refunded, currency=shop_currency.upper(),
+                               exchange_rate=None, amount_known=True)

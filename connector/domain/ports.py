@@ -59,6 +59,9 @@ class Platform(Protocol):
 
     # Optional, for platforms whose webhook carries only an id (`Inbound.fetch_order_id`):
     # def fetch(self, shop, inbound: Inbound) -> Inbound: ...
+    # Optional, for platforms whose secrets have a format (for `stagesync check-config`): what keeps
+    # `secret` from verifying deliveries, decided by the very code `verify` uses; [] when usable.
+    # def secret_problems(self, secret: str) -> list[str]: ...
 
 
 # --- platform APIs: history in ----------------------------------------------------------------

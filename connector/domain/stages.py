@@ -53,7 +53,9 @@ class CustomerFigures:
     """One customer's valid orders placed at or before `now`, summarised.
 
     `first_window_at` is the customer's first order inside the 365-day window; the last window
-    order is `last_at` whenever `orders_365d > 0`.
+    order is `last_at` whenever `orders_365d > 0`. `known_orders_365d`: the window orders whose
+    amount is known (an order in another currency that no rate converted counts in F but not in
+    any amount: docs/rules.md, 'Amounts and currencies'); None means all of them.
     """
 
     orders_365d: int = 0
@@ -63,10 +65,18 @@ class CustomerFigures:
     first_at: datetime | None = None
     last_at: datetime | None = None
     first_window_at: datetime | None = None
+    known_orders_365d: int | None = None
+
+    @property
+    def amount_orders_365d(self) -> int:
+        """The window orders whose amounts make `amount_365d`: the divisor of the AOV."""
+        return self.orders_365d if self.known_orders_365d is None else self.known_orders_365d
 
     @property
     def aov_365d(self) -> Decimal | None:
-        return self.amount_365d / self.orders_365d if self.orders_365d else None
+        """Known window amounts / window orders with a known amount; None when none is known."""
+        known = self.amount_orders_365d
+        return self.amount_365d / known if known else None
 
     def recency_days(self, now: datetime) -> int | None:
         """R: whole days since the last valid order, floor((now - last) / 24 h)."""
@@ -85,13 +95,19 @@ class Bands:
 class ShopFigures:
     """What the rfm model needs of the whole shop at `now`."""
 
-    window_amount: Decimal  # sum of all window amounts of the shop (customers without identity too)
+    window_amount: Decimal  # sum of all known window amounts of the shop (customers without identity too)
     window_orders: int  # number of all window orders of the shop
     bands: Bands
+    window_known_orders: int | None = None  # window orders with a known amount; None: all of them
+
+    @property
+    def amount_orders(self) -> int:
+        """The window orders whose amounts make `window_amount`: the divisor of the shop AOV."""
+        return self.window_orders if self.window_known_orders is None else self.window_known_orders
 
     @property
     def shop_aov(self) -> Decimal | None:
-        return self.window_amount / self.window_orders if self.window_orders else None
+        return self.window_amount / self.amount_orders if self.amount_orders else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +118,11 @@ class ShopMicros:
     window_orders: int
     bands: Bands
     value_ratio: Fraction
+    window_known_orders: int | None = None  # window orders with a known amount; None: all of them
+
+    @property
+    def amount_orders(self) -> int:
+        return self.window_orders if self.window_known_orders is None else self.window_known_orders
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +151,7 @@ def customer_figures(orders: Iterable[Order], now: datetime) -> CustomerFigures:
         first_at=counted[0].placed_at if counted else None,
         last_at=counted[-1].placed_at if counted else None,
         first_window_at=window[0].placed_at if window else None,
+        known_orders_365d=sum(1 for o in window if o.amount_known),
     )
 
 
@@ -181,10 +203,11 @@ def shop_figures(
     window_amount: Decimal,
     window_orders: int,
     settings: RfmSettings,
+    window_known_orders: int | None = None,
 ) -> ShopFigures:
     """Shop figures from every customer's figures plus the shop's window totals."""
     intervals = [i for i in map(purchase_interval, customers) if i is not None]
-    return ShopFigures(window_amount, window_orders, recency_bands(intervals, settings))
+    return ShopFigures(window_amount, window_orders, recency_bands(intervals, settings), window_known_orders)
 
 
 def is_high_value(amount_365d: Decimal | int, orders_365d: int, window_amount: Decimal | int, window_orders: int,
@@ -192,7 +215,8 @@ def is_high_value(amount_365d: Decimal | int, orders_365d: int, window_amount: D
     """AOV >= shop_aov * value_ratio, cross-multiplied so that nothing divides or rounds.
 
     Amounts are Decimals or the store's integer millionths alike, as long as the customer's and
-    the shop's are the same kind.
+    the shop's are the same kind. `orders_365d` and `window_orders` are the orders whose amounts
+    are summed (those with a known amount): no AOV, so not high value, when none is known.
     """
     if orders_365d == 0 or window_orders == 0:
         return False
@@ -246,8 +270,8 @@ def evaluate(
 ) -> Evaluation:
     """Both models for one customer at `now`."""
     recency = figures.recency_days(now)
-    high_value = is_high_value(figures.amount_365d, figures.orders_365d, shop.window_amount, shop.window_orders,
-                               rfm.value_ratio)
+    high_value = is_high_value(figures.amount_365d, figures.amount_orders_365d, shop.window_amount,
+                               shop.amount_orders, rfm.value_ratio)
     frequent = is_frequent(figures.orders_365d, high_value)
     return Evaluation(
         rfm=rfm_stage(figures.orders_total, figures.orders_365d, recency, frequent, high_value, shop.bands),
@@ -260,11 +284,13 @@ def evaluate(
 
 
 def evaluate_micros(orders_365d: int, amount_365d: int, orders_total: int, last_at: int | None,
-                    shop: ShopMicros, phases: PhaseSettings, now: int) -> tuple[str, str]:
+                    shop: ShopMicros, phases: PhaseSettings, now: int,
+                    known_orders_365d: int | None = None) -> tuple[str, str]:
     """(rfm, phases) of one customer from the store's integers: amounts in millionths, instants
     in UTC microseconds. The rules of `evaluate`, without a datetime or a Decimal per customer."""
     recency = None if last_at is None else (now - last_at) // DAY_MICROS
-    high_value = is_high_value(amount_365d, orders_365d, shop.window_amount, shop.window_orders, shop.value_ratio)
+    known = orders_365d if known_orders_365d is None else known_orders_365d
+    high_value = is_high_value(amount_365d, known, shop.window_amount, shop.amount_orders, shop.value_ratio)
     frequent = is_frequent(orders_365d, high_value)
     return (rfm_stage(orders_total, orders_365d, recency, frequent, high_value, shop.bands),
             phase(orders_total, orders_365d, recency, phases))

@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Sequence
 
 from connector.config import ShopSettings
 from connector.services.evaluation import RecomputeResult, evaluate_customers, recompute
-from connector.domain.orders import Order
+from connector.domain.orders import Order, in_shop_currency
 from connector.storage.store import Store
 
 BACKFILL = "backfill"
@@ -156,7 +156,8 @@ def _count(result: ReadResult, page, changed: int, mapped: int) -> None:
 def _prepare(store: Store, conn, shop: ShopSettings, client, orders: Sequence[Order], now: datetime) -> list[Order]:
     """The page's orders for storage: of this shop, one version per order, versioned when the
     platform gives no modification time."""
-    latest = newest_versions(o for o in orders if o.shop_id == shop.id)
+    latest = [in_shop_currency(o, shop.currency, shop.rates)
+              for o in newest_versions(o for o in orders if o.shop_id == shop.id)]
     if getattr(client, "versioned", True):
         return latest
     return stamp_changes(store, conn, shop.id, latest, now)

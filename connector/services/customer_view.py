@@ -11,7 +11,7 @@ from datetime import datetime
 from connector.config import ShopSettings
 from connector.services.evaluation import NO_FIGURES, current_shop_figures
 from connector.domain.orders import customer_key, normalise_email, normalise_phone
-from connector.services.reports import iso
+from connector.services.reports import iso, unconverted_note
 from connector.domain.stages import evaluate, fields, money
 from connector.storage.intake import data_requests_of
 from connector.storage.states import stage_history
@@ -45,5 +45,7 @@ def customer_view(store: Store, shop: ShopSettings, identity: str, now: datetime
                        "risk": shop_figures.bands.risk, "adaptive": shop_figures.bands.adaptive},
                 history=history_rows, data_requests=request_rows,
                 orders=[{"order_id": o.order_id, "placed_at": iso(o.placed_at), "total": str(o.total),
-                         "refunded": str(o.refunded), "status": o.status, "counts": o.is_valid} for o in orders])
+                         "refunded": str(o.refunded), "status": o.status, "counts": o.is_valid,
+                         "currency": o.currency, "amount_known": o.amount_known} for o in orders],
+                unconverted=unconverted_note(sum(o.is_valid and not o.amount_known for o in orders)))
     return view

@@ -72,7 +72,9 @@ def build_shop_figures(figures: list[tuple[str | None, CustomerFigures]], shop: 
     """The shop's window totals (customer-less orders included) and recency bands."""
     window_amount = sum((f.amount_365d for _, f in figures), ZERO)
     window_orders = sum(f.orders_365d for _, f in figures)
-    return stages.shop_figures((f for key, f in figures if key is not None), window_amount, window_orders, shop.rfm)
+    window_known = sum(f.amount_orders_365d for _, f in figures)
+    return stages.shop_figures((f for key, f in figures if key is not None), window_amount, window_orders, shop.rfm,
+                               window_known)
 
 
 def snapshot(store: Store, shop: ShopSettings, now: datetime, conn: Connection | None = None) -> Snapshot:
@@ -116,24 +118,26 @@ def stage_changes(key: str, before: StoredState | None, after: StoredState) -> I
 def shop_micros(rows: Sequence[tuple], rfm: RfmSettings) -> ShopMicros:
     """The shop's window totals (customer-less orders included) and recency bands, from the rows
     of `Store.figure_rows`."""
-    window_amount = window_orders = 0
+    window_amount = window_orders = window_known = 0
     intervals: list[Fraction] = []
-    for key, orders_365d, amount_365d, _, _, _, last_at, first_window_at in rows:
+    for key, orders_365d, amount_365d, _, _, _, last_at, first_window_at, known in rows:
         window_orders += orders_365d
         window_amount += amount_365d
+        window_known += known
         if key is not None and orders_365d >= 2:
             intervals.append(interval_of_span(last_at - first_window_at, orders_365d))
-    return ShopMicros(window_amount, window_orders, recency_bands(intervals, rfm), Fraction(rfm.value_ratio))
+    return ShopMicros(window_amount, window_orders, recency_bands(intervals, rfm), Fraction(rfm.value_ratio),
+                      window_known)
 
 
 def next_state_micros(row: tuple, stored: tuple, shop: ShopMicros, phases: PhaseSettings, now: int,
                       today: str) -> tuple:
     """`next_state` on the store's integers: the `StoredState` fields to store, in order, for a row of
     `Store.figure_rows` and the customer's stored state (NOT_STORED when none)."""
-    _, orders_365d, amount_365d, orders_total, total_spent, first_at, last_at, _ = row
-    rfm, phase = evaluate_micros(orders_365d, amount_365d, orders_total, last_at, shop, phases, now)
+    _, orders_365d, amount_365d, orders_total, total_spent, first_at, last_at, _, known = row
+    rfm, phase = evaluate_micros(orders_365d, amount_365d, orders_total, last_at, shop, phases, now, known)
     return (rfm, since(rfm, stored[0], stored[1], today), phase, since(phase, stored[2], stored[3], today),
-            orders_365d, orders_total, amount_365d, total_spent, first_at, last_at)
+            orders_365d, orders_total, amount_365d, total_spent, first_at, last_at, known)
 
 
 def _with_stored(rows: Sequence[tuple], states: dict[str, tuple]) -> Iterator[tuple[tuple, tuple]]:
@@ -148,7 +152,7 @@ def _with_stored(rows: Sequence[tuple], states: dict[str, tuple]) -> Iterator[tu
 
 def without_orders(key: str) -> tuple:
     """The figures row (as `Store.figure_rows` gives it) of a customer with no order."""
-    return key, 0, 0, 0, 0, None, None, None
+    return key, 0, 0, 0, 0, None, None, None, 0
 
 
 def changed_states(customers: Iterable[tuple[tuple, tuple]], shop: ShopMicros, phases: PhaseSettings, now: int,
@@ -186,7 +190,7 @@ def recompute(store: Store, shop: ShopSettings, now: datetime,
     keys = list(changed)
     with store.transaction() as conn:
         store.save_shop_figures(conn, shop.id, micros_to_money(figures.window_amount), figures.window_orders,
-                                figures.bands, now)
+                                figures.bands, now, figures.amount_orders)
     for start in range(0, len(keys), WRITE_CHUNK):
         chunk = keys[start:start + WRITE_CHUNK]
         with store.transaction() as conn:
@@ -210,14 +214,15 @@ def current_shop_figures(store: Store, conn: Connection, shop: ShopSettings, now
     (and stored again when `save`, i.e. inside a write transaction)."""
     stored = store.load_shop_figures(conn, shop.id, max_age=STORED_FIGURES_MAX_AGE_S)
     if stored is not None and stored[1] >= SMALL_SHOP_WINDOW_ORDERS:
-        window_amount, window_orders, bands = stored
-        return ShopFigures(window_amount, window_orders, bands)
-    window_amount, window_orders = store.window_totals(conn, shop.id, now)
+        window_amount, window_orders, bands, window_known = stored
+        return ShopFigures(window_amount, window_orders, bands, window_known)
+    window_amount, window_orders, window_known = store.window_totals(conn, shop.id, now)
     spans = store.returning_spans(conn, shop.id, now) if shop.rfm.adaptive else []
     intervals = [interval_of_span(span, count) for span, count in spans]
-    figures = ShopFigures(window_amount, window_orders, recency_bands(intervals, shop.rfm))
+    figures = ShopFigures(window_amount, window_orders, recency_bands(intervals, shop.rfm), window_known)
     if save:
-        store.save_shop_figures(conn, shop.id, figures.window_amount, figures.window_orders, figures.bands, now)
+        store.save_shop_figures(conn, shop.id, figures.window_amount, figures.window_orders, figures.bands, now,
+                                figures.amount_orders)
     return figures
 
 
@@ -235,7 +240,7 @@ def evaluate_customers(store: Store, conn: Connection, shop: ShopSettings, keys:
     store.lock_customers(conn, shop.id, keys)
     shop_figures = shop_figures or current_shop_figures(store, conn, shop, now)
     figures = ShopMicros(money_to_micros(shop_figures.window_amount), shop_figures.window_orders, shop_figures.bands,
-                         Fraction(shop.rfm.value_ratio))
+                         Fraction(shop.rfm.value_ratio), shop_figures.amount_orders)
     rows, states = store.figures_and_states(conn, shop.id, keys, now)
     customers = ((rows.get(key) or without_orders(key), states.get(key, NOT_STORED)) for key in keys)
     changed, changes = changed_states(customers, figures, shop.phases, to_micros(now), now.date().isoformat())

@@ -10,6 +10,7 @@ deliveries of one shop share their statements too (`write_order_deliveries`).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -21,7 +22,7 @@ from connector.domain import inbound as actions
 from connector.config import ShopSettings
 from connector.services.evaluation import evaluate_customers
 from connector.domain.inbound import Inbound
-from connector.domain.orders import Order, customer_key, normalise_email, normalise_phone
+from connector.domain.orders import Order, customer_key, in_shop_currency, normalise_email, normalise_phone
 from connector.storage.store import Store
 
 log = logging.getLogger("stagesync.ingest")
@@ -58,7 +59,16 @@ def receive(store: Store, shop: ShopSettings, headers: Mapping[str, str], body: 
         delivery = platform.fetch(shop, delivery)
     if not delivery.actions:
         return Receipt("ignored", delivery.topic, delivery.ignored_reason)
+    delivery = in_shop_currency_actions(delivery, shop)
     return store.commits.run(Write(store, shop, delivery, now))  # committed when it returns
+
+
+def in_shop_currency_actions(delivery: Inbound, shop: ShopSettings) -> Inbound:
+    """The delivery with each order's amounts in the shop's currency, or flagged when no rate
+    converts them (connector.domain.orders.in_shop_currency)."""
+    converted = tuple(actions.UpsertOrder(in_shop_currency(a.order, shop.currency, shop.rates))
+                      if isinstance(a, actions.UpsertOrder) else a for a in delivery.actions)
+    return dataclasses.replace(delivery, actions=converted)
 
 
 @dataclass(frozen=True, eq=False)

@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily
 
 from connector.config import Settings
+from connector.storage.currency import unconverted_orders
 from connector.storage.orders import orders_stored
 from connector.storage.outbox import QueueLevel, queue_levels
 from connector.storage.store import Store
@@ -134,6 +135,7 @@ class DatabaseCollector:
             with self.store.read() as conn:
                 stored = orders_stored(conn)
                 levels = queue_levels(conn)
+                unconverted = unconverted_orders(conn)
         except Exception:  # noqa: BLE001 - a scrape reports the database down, it does not fail
             up.add_metric([], 0)
             yield up
@@ -148,6 +150,12 @@ class DatabaseCollector:
         for shop_id, n in sorted(stored.items()):
             orders_gauge.add_metric([shop_id], n)
         yield orders_gauge
+        unconverted_gauge = GaugeMetricFamily(
+            "stagesync_orders_unconverted", "Valid orders in another currency with no exchange rate "
+            "(counted as orders, left out of every amount), by shop", labels=("shop",))
+        for shop_id in sorted(set(stored) | set(unconverted)):
+            unconverted_gauge.add_metric([shop_id], unconverted.get(shop_id, 0))
+        yield unconverted_gauge
         depth = GaugeMetricFamily("stagesync_outbox_depth", "Contacts waiting to be synced (retries included)",
                                   labels=("shop", "destination"))
         dead = GaugeMetricFamily("stagesync_dead_letters", "Dead letters waiting for a replay",

@@ -19,7 +19,8 @@ STAGE_FIELDS = ("rfm", "phases")
 def field_values(state: StoredState, shop: ShopSettings) -> dict[str, PropertyValue]:
     """Every field of docs/rules.md, 'Fields a destination can write', for one customer, stage values
     as labelled for the shop."""
-    aov = micros_to_money(state.amount_365d) / state.orders_365d if state.orders_365d else None
+    # the AOV divides by the window orders with a known amount (docs/rules.md, 'Amounts and currencies')
+    aov = micros_to_money(state.amount_365d) / state.known_orders_365d if state.known_orders_365d else None
     return {
         "rfm": shop.label(state.rfm),
         "phases": shop.label(state.phases),

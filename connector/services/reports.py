@@ -7,6 +7,8 @@ from typing import Iterator
 
 from connector.services.evaluation import Snapshot
 from connector.domain.stages import PHASES, RFM_STAGES, Evaluation, day, money
+from connector.storage.currency import unconverted_orders
+from connector.storage.store import Store
 
 EXPORT_COLUMNS = ("email", "rfm", "phases", "orders_365d", "orders_total", "aov_365d", "total_spent",
                   "first_order_date", "last_order_date")
@@ -56,8 +58,24 @@ def export_rows(snap: Snapshot) -> Iterator[dict]:
         yield export_row(key, snap.evaluations[key])
 
 
-def explain(snap: Snapshot, key: str) -> str:
-    """A customer's stages and the numbers behind them, as `stagesync explain` prints them."""
+def unconverted_note(count: int) -> str | None:
+    """The sentence `explain`, the customer view and the dashboard show about orders in another
+    currency that no rate converted, or None when every amount is known."""
+    if not count:
+        return None
+    return (f"{count:,} order(s) in another currency with no exchange rate (set the shop's `rates`): "
+            "counted as orders, left out of every amount")
+
+
+def unconverted_of_customer(store: Store, shop_id: str, key: str) -> int:
+    """The customer's valid orders whose amount no exchange rate converted (for `explain`)."""
+    with store.read() as conn:
+        return unconverted_orders(conn, shop_id, key).get(shop_id, 0)
+
+
+def explain(snap: Snapshot, key: str, unconverted: int = 0) -> str:
+    """A customer's stages and the numbers behind them, as `stagesync explain` prints them;
+    `unconverted`: the customer's orders whose amount no exchange rate converted."""
     e = snap.evaluations[key]
     f = e.figures
     bands = snap.shop.bands
@@ -80,4 +98,7 @@ def explain(snap: Snapshot, key: str) -> str:
         f"recency bands   recent < {bands.recent} d, nurture < {bands.nurture} d, risk < {bands.risk} d "
         f"({'adaptive' if bands.adaptive else 'configured'})",
     ]
+    note = unconverted_note(unconverted)
+    if note:
+        lines.append(f"unconverted     {note}")
     return "\n".join(lines)

@@ -67,7 +67,7 @@ class CustomerQueries:
     def figure_rows(self, conn: Connection, shop_id: str, now: datetime) -> list[tuple]:
         """What `customer_rows` gives, as the store's integers (amounts in millionths, instants in
         micros): `(customer_key, orders_365d, amount_365d, orders_total, total_spent, first_at,
-        last_at, first_window_at)` tuples, the customer-less group (key None) included. On
+        last_at, first_window_at, known_orders_365d)` tuples, the customer-less group (key None) included. On
         PostgreSQL with the `AGGREGATION_SETTINGS` of the connection's transaction."""
         if self.dialect == "postgresql":
             for setting in AGGREGATION_SETTINGS:
@@ -103,10 +103,11 @@ class CustomerQueries:
             states.update((row[0], tuple(row[1:])) for row in conn.execute(self.sql.customers_states, params))
         return figures, states
 
-    def window_totals(self, conn: Connection, shop_id: str, now: datetime) -> tuple[Decimal, int]:
-        """(sum of amounts, number) of the shop's window orders at `now`, customer-less ones included."""
-        orders_in_window, amount = conn.execute(self.sql.window_totals, window_params(shop_id, now)).one()
-        return micros_to_money(amount), orders_in_window
+    def window_totals(self, conn: Connection, shop_id: str, now: datetime) -> tuple[Decimal, int, int]:
+        """(sum of known amounts, number, number with a known amount) of the shop's window orders at
+        `now`, customer-less ones included."""
+        orders_in_window, amount, known = conn.execute(self.sql.window_totals, window_params(shop_id, now)).one()
+        return micros_to_money(amount), orders_in_window, known or 0
 
     def returning_spans(self, conn: Connection, shop_id: str, now: datetime) -> list[tuple[int, int]]:
         """(micros from first to last window order, window orders) of each customer with 2 or more."""

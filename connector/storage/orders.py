@@ -164,7 +164,7 @@ def order_values(order: Order) -> dict:
         updated_at=None if order.updated_at is None else to_micros(order.updated_at),
         total=money_to_micros(order.total), refunded=money_to_micros(order.refunded),
         status=order.status, test=order.test, currency=order.currency,
-        valid=order.is_valid, amount=money_to_micros(order.amount),
+        valid=order.is_valid, amount=money_to_micros(order.amount), amount_known=order.amount_known,
     )
 
 
@@ -173,6 +173,6 @@ def order_from_row(row) -> Order:
         shop_id=row.shop_id, order_id=row.order_id, placed_at=from_micros(row.placed_at),
         total=micros_to_money(row.total), refunded=micros_to_money(row.refunded), status=row.status,
         test=row.test, email=row.email, phone=row.phone, customer_id=row.customer_id, currency=row.currency,
-        updated_at=from_micros(row.updated_at), email_spelling=row.email_spelling,
+        updated_at=from_micros(row.updated_at), email_spelling=row.email_spelling, amount_known=row.amount_known,
     )
 

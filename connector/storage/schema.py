@@ -38,6 +38,8 @@ orders = Table(
     # stage aggregation is one indexed scan with no business logic in SQL.
     Column("valid", Boolean, nullable=False),
     Column("amount", BigInteger, nullable=False),
+    # False: an order in another currency that no rate converted (counted, `amount` 0: out of money figures)
+    Column("amount_known", Boolean, nullable=False, server_default="1"),
 )
 # Covers the per-customer aggregation (connector.storage.store._figures_query): read from the index alone.
 Index("ix_orders_figures", orders.c.shop_id, orders.c.customer_key, orders.c.placed_at, orders.c.valid,
@@ -66,6 +68,8 @@ customers = Table(
     Column("total_spent", BigInteger, nullable=False),
     Column("first_order_at", BigInteger),
     Column("last_order_at", BigInteger),
+    # window orders with a known amount (the AOV's divisor; orders_365d counts them all)
+    Column("known_orders_365d", Integer, nullable=False, server_default="0"),
     Column("evaluated_at", BigInteger, nullable=False),
 )
 
@@ -87,6 +91,7 @@ shop_figures = Table(
     Column("shop_id", String(64), primary_key=True),
     Column("window_amount", BigInteger, nullable=False),
     Column("window_orders", Integer, nullable=False),
+    Column("window_known_orders", Integer, nullable=False, server_default="0"),  # shop AOV's divisor
     Column("recent_days", Integer, nullable=False),
     Column("nurture_days", Integer, nullable=False),
     Column("risk_days", Integer, nullable=False),

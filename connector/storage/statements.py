@@ -26,7 +26,8 @@ def figures_select(shop_id, now_us, start_us):
 
     Arguments are values or bind parameters. Invalid orders and orders after `now` count nowhere,
     but their customers still appear (with zero figures: a prospect) so that every known customer
-    is evaluated.
+    is evaluated. An order whose amount is not known (another currency, no rate) counts as an
+    order but its amount is 0 and it is left out of `known_orders_365d`, the AOV's divisor.
     """
     counted = and_(orders.c.valid.is_(True), orders.c.placed_at <= now_us)
     in_window = and_(counted, orders.c.placed_at > start_us)
@@ -39,6 +40,7 @@ def figures_select(shop_id, now_us, start_us):
         func.min(case((counted, orders.c.placed_at))).label("first_at"),
         func.max(case((counted, orders.c.placed_at))).label("last_at"),
         func.min(case((in_window, orders.c.placed_at))).label("first_window_at"),
+        _int_sum(case((and_(in_window, orders.c.amount_known.is_(True)), 1), else_=0)).label("known_orders_365d"),
     ).where(orders.c.shop_id == shop_id).group_by(orders.c.customer_key)
 
 
@@ -47,7 +49,7 @@ def _int_sum(value):
     return cast(func.sum(value), BigInteger)
 
 
-FIGURE_COLUMNS = len(figures_select(None, 0, 0).selected_columns)  # customer_key and the 7 figures
+FIGURE_COLUMNS = len(figures_select(None, 0, 0).selected_columns)  # customer_key and the 8 figures
 
 
 class Statements:
@@ -109,11 +111,13 @@ class Statements:
                       attempts=case((outbox.c.state == "dead", 0), else_=outbox.c.attempts),
                       queued_at=queue.excluded.queued_at, generation=outbox.c.generation + 1))
 
-        # The shop's window (all its valid orders in the 365 days to `now`) and, for the adaptive
+        # The shop's window (all its valid orders in the 365 days to `now`: count, amount, and
+        # count of those with a known amount) and, for the adaptive
         # bands, the first and last window order of each returning customer.
         window = and_(orders.c.shop_id == shop_id, orders.c.valid.is_(True),
                       orders.c.placed_at <= bindparam("now_us"), orders.c.placed_at > bindparam("start_us"))
-        self.window_totals = select(func.count(), func.coalesce(func.sum(orders.c.amount), 0)).where(window)
+        self.window_totals = select(func.count(), func.coalesce(func.sum(orders.c.amount), 0),
+                                    _int_sum(case((orders.c.amount_known.is_(True), 1), else_=0))).where(window)
         self.returning_spans = select(
             func.max(orders.c.placed_at) - func.min(orders.c.placed_at), func.count(),
         ).where(window, orders.c.customer_key.is_not(None)).group_by(orders.c.customer_key).having(func.count() >= 2)

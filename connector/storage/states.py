@@ -22,16 +22,19 @@ class StateQueries:
     # --- shop figures --------------------------------------------------------------------------
 
     def save_shop_figures(self, conn: Connection, shop_id: str, window_amount: Decimal, window_orders: int,
-                          bands: Bands, now: datetime) -> None:
+                          bands: Bands, now: datetime, window_known_orders: int | None = None) -> None:
+        """`window_known_orders`: the window orders with a known amount (None: all of them)."""
         self._shop_figures_read.pop(shop_id, None)
         conn.execute(self.sql.save_shop_figures, dict(
             shop_id=shop_id, window_amount=money_to_micros(window_amount), window_orders=window_orders,
+            window_known_orders=window_orders if window_known_orders is None else window_known_orders,
             recent_days=bands.recent, nurture_days=bands.nurture, risk_days=bands.risk,
             adaptive=bands.adaptive, computed_at=to_micros(now)))
 
     def load_shop_figures(self, conn: Connection, shop_id: str,
-                          max_age: float = 0) -> tuple[Decimal, int, Bands] | None:
-        """The shop figures stored by the last evaluation of the whole shop. With `max_age`
+                          max_age: float = 0) -> tuple[Decimal, int, Bands, int] | None:
+        """The shop figures stored by the last evaluation of the whole shop: (window amount, window
+        orders, bands, window orders with a known amount). With `max_age`
         (seconds), figures this Store read at most that long ago are reused without a query: a
         recompute run by another process is then seen up to `max_age` later."""
         read_at, figures = self._shop_figures_read.get(shop_id, (None, None))
@@ -40,7 +43,7 @@ class StateQueries:
         row = conn.execute(self.sql.load_shop_figures, dict(shop_id=shop_id)).first()
         figures = None if row is None else (
             micros_to_money(row.window_amount), row.window_orders,
-            Bands(row.recent_days, row.nurture_days, row.risk_days, row.adaptive))
+            Bands(row.recent_days, row.nurture_days, row.risk_days, row.adaptive), row.window_known_orders)
         self._shop_figures_read[shop_id] = (time.monotonic(), figures)
         return figures
 

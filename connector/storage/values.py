@@ -64,6 +64,7 @@ class StoredState:
     total_spent: int
     first_order_at: int | None
     last_order_at: int | None
+    known_orders_365d: int = 0  # window orders with a known amount: aov_365d = amount_365d / this
 
     def columns(self) -> dict:
         """The state as the `customers` columns that hold it (`dataclasses.asdict` would deep-copy
@@ -78,6 +79,7 @@ def state_of(figures: CustomerFigures, rfm: str, phases: str, rfm_since: str, ph
         amount_365d=money_to_micros(figures.amount_365d), total_spent=money_to_micros(figures.total_spent),
         first_order_at=None if figures.first_at is None else to_micros(figures.first_at),
         last_order_at=None if figures.last_at is None else to_micros(figures.last_at),
+        known_orders_365d=figures.amount_orders_365d,
     )
 
 
@@ -86,18 +88,20 @@ def figures_of(state: StoredState, first_window_at: datetime | None = None) -> C
         orders_365d=state.orders_365d, amount_365d=micros_to_money(state.amount_365d),
         orders_total=state.orders_total, total_spent=micros_to_money(state.total_spent),
         first_at=from_micros(state.first_order_at), last_at=from_micros(state.last_order_at),
-        first_window_at=first_window_at,
+        first_window_at=first_window_at, known_orders_365d=state.known_orders_365d,
     )
 
 
 
 def figures_from_row(row) -> CustomerFigures:
     """A row of `statements.figures_select` (a driver tuple or a Row, in that column order)."""
-    _, orders_365d, amount_365d, orders_total, total_spent, first_at, last_at, first_window_at = row[:FIGURE_COLUMNS]
+    _, orders_365d, amount_365d, orders_total, total_spent, first_at, last_at, first_window_at, known = \
+        row[:FIGURE_COLUMNS]
     return CustomerFigures(
         orders_365d=orders_365d, amount_365d=micros_to_money(amount_365d),
         orders_total=orders_total, total_spent=micros_to_money(total_spent),
         first_at=from_micros(first_at), last_at=from_micros(last_at), first_window_at=from_micros(first_window_at),
+        known_orders_365d=known,
     )
 
 

@@ -32,8 +32,9 @@ from connector.domain.stages import MODELS, RFM_STAGES
 from connector.errors import UnknownShopError, mask
 from connector.services.customer_view import customer_view
 from connector.services.evaluation import Snapshot, snapshot
-from connector.services.reports import stage_counts
+from connector.services.reports import stage_counts, unconverted_note
 from connector.storage import outbox
+from connector.storage.currency import unconverted_orders
 from connector.storage.outbox import QueueLevel, queue_levels
 from connector.storage.states import stage_movements
 from connector.web.context import get_store
@@ -260,6 +261,7 @@ def shop_dashboard(shop_id: str):
         moves = movements(conn, shop.id, model, now)
         levels = queue_levels(conn, shop.id)
         letters = outbox.dead_letters(conn, shop.id)
+        unconverted = unconverted_orders(conn, shop.id).get(shop.id, 0)
     destinations = [DestinationHealth(d.name, d.type, levels.get((shop.id, d.name), QueueLevel()))
                     for d in shop.destinations]
     destinations += [DestinationHealth(name, "no longer configured", level)
@@ -275,7 +277,7 @@ def shop_dashboard(shop_id: str):
         model=model, other_model_url=_other_model_url(shop.id, model), matrix=matrix(moves, model), window_weeks=MOVEMENT_WINDOW.days // 7,
         destinations=destinations, letters=letters[:DEAD_LETTERS_SHOWN], letters_total=len(letters),
         replayed=request.args.get("replayed", type=int), pinned=bool(request.args.get("at")),
-        csrf=session.get("csrf", ""),
+        csrf=session.get("csrf", ""), unconverted=unconverted_note(unconverted),
     )
 
 

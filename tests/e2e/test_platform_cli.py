@@ -113,7 +113,7 @@ def test_a_shopify_backfill_exports_the_same_stages_as_the_same_orders_received_
 
 
 BAD_CREDENTIALS = {
-    "pulled": ("shopify", responses.POST, "https://acme.myshopify.com/admin/api/2025-10/graphql.json", 401,
+    "pulled": ("shopify", responses.POST, "https://acme.myshopify.com/admin/api/2026-10/graphql.json", 401,
                fixture("shopify", "graphql/unauthorized.json")),
     "savonnerie": ("woocommerce", responses.GET, "https://savonnerie.example/wp-json/wc/v3/orders", 401,
                    fixture("woocommerce", "api/unauthorized.json")),

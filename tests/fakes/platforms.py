@@ -22,7 +22,7 @@ from pathlib import Path
 import responses
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-SHOPIFY_ENDPOINT = "https://acme.myshopify.com/admin/api/2025-10/graphql.json"
+SHOPIFY_ENDPOINT = "https://acme.myshopify.com/admin/api/2026-10/graphql.json"
 SHOPIFY_TOKEN = "shpat_0123456789abcdef0123456789abcdef"
 
 

@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
+
+ZERO = Decimal(0)
 from pathlib import Path
 
 from adapters.platforms import shopify, standard, woocommerce
@@ -67,9 +69,14 @@ class ShopifySender(Sender):
     def _order_payload(self, order_id, email, total, placed_at, updated_at, status, refunded, test):
         order = copy.deepcopy(fixture("shopify", "orders/create"))
         money = {"amount": str(total), "currency_code": "EUR"}
+        # current_total_price: after edits and refunds (a fully refunded order is at 0)
+        current = ZERO if status == "refunded" else total - Decimal(refunded or 0)
+        now = {"amount": str(current), "currency_code": "EUR"}
         order.update(id=int(order_id) if order_id.isdigit() else order_id, email=email, contact_email=email,
                      processed_at=_iso(placed_at), created_at=_iso(placed_at), updated_at=_iso(updated_at),
                      total_price=str(total), total_price_set={"shop_money": money, "presentment_money": money},
+                     current_total_price=str(current),
+                     current_total_price_set={"shop_money": now, "presentment_money": now},
                      test=test, cancelled_at=_iso(updated_at) if status == "cancelled" else None,
                      financial_status="refunded" if status == "refunded" else "paid", refunds=[])
         order["customer"]["email"] = email

@@ -190,5 +190,7 @@ def test_a_bigcommerce_callback_fetches_its_order_and_stores_it_once(store, rsps
     body = json.dumps(fixture("bigcommerce", "webhooks/store_order_created.json")).encode()
     headers = bigcommerce.sign(body, BIGC.webhook_secret)
     assert receive(store, BIGC, headers, body, NOW, platform=bigcommerce).status == "accepted"
-    assert receive(store, BIGC, headers, body, NOW, platform=bigcommerce).status == "duplicate"
+    # a repeated callback (its `hash` may repeat) re-reads the order: harmless, stored once
+    assert receive(store, BIGC, headers, body, NOW, platform=bigcommerce).status == "accepted"
+    assert len(rsps.calls) == 2
     assert count(store, orders, "outdoor") == 1 and count(store, customers, "outdoor") == 1

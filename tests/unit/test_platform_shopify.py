@@ -250,6 +250,8 @@ def test_the_total_comes_from_shop_money():
     data["total_price_set"]["presentment_money"] = {"amount": "100.00", "currency_code": "USD"}
     data["total_price_set"]["shop_money"] = {"amount": "92.00", "currency_code": "EUR"}
     data["total_price"] = "92.00"
+    data["current_total_price_set"] = copy.deepcopy(data["total_price_set"])
+    data["current_total_price"] = "92.00"
     order = only_order(deliver("orders/create", data))
     assert order.total == Decimal("92.00") and order.currency == "EUR"
 
@@ -260,11 +262,15 @@ def test_refunds_in_the_customer_currency_are_converted_to_shop_money():
     data["total_price"] = "92.00"
     data["total_price_set"] = {"shop_money": {"amount": "92.00", "currency_code": "EUR"},
                                "presentment_money": {"amount": "100.00", "currency_code": "USD"}}
+    data["current_total_price"] = "46.00"  # after the refund
+    data["current_total_price_set"] = {"shop_money": {"amount": "46.00", "currency_code": "EUR"},
+                                       "presentment_money": {"amount": "50.00", "currency_code": "USD"}}
     for transaction in data["refunds"][0]["transactions"]:
         transaction.update(currency="USD", amount="50.00")
     inbound = deliver("orders/updated", data)
     order = only_order(inbound)
     assert order.refunded == Decimal("46.00")  # 50 USD at the order's 0.92
+    assert order.amount == Decimal("46.00")  # current_total_price, the refund not taken off twice
     assert "warnings" not in inbound.extra
 
 
@@ -437,7 +443,7 @@ def test_a_refund_transaction_with_a_bad_amount_names_its_place():
 
 def test_a_negative_total_is_a_payload_error():
     data = payload("orders/create")
-    data["total_price_set"]["shop_money"]["amount"] = "-1.00"
+    data["current_total_price_set"]["shop_money"]["amount"] = "-1.00"
     with pytest.raises(PayloadError, match="must not be negative"):
         deliver("orders/create", data)
 

@@ -169,12 +169,12 @@ def test_a_refused_bulk_operation_says_why(rsps):
 
 
 def test_base_url_replaces_the_shops_domain_for_tests(rsps):
-    FakeShopify(rsps, nodes(1), endpoint="http://127.0.0.1:9/admin/api/2025-10/graphql.json")
+    FakeShopify(rsps, nodes(1), endpoint="http://127.0.0.1:9/admin/api/2026-10/graphql.json")
     assert len(list(client(base_url="http://127.0.0.1:9").changed(EARLY))[0].orders) == 1
 
 
 @pytest.mark.parametrize("api, problem", [
-    ({"shop_domain": "acme.myshopify.com"}, "access_token: is required"),
+    ({"shop_domain": "acme.myshopify.com"}, "client_id, client_secret: are required"),
     ({"shop_domain": "www.acme.com", "access_token": "t"}, "myshopify.com"),
     ({"shop_domain": "acme.myshopify.com", "access_token": "t", "bulk": "yes"}, "bulk"),
     ({"shop_domain": "acme.myshopify.com", "access_token": "t", "token": "t"}, "unknown key"),

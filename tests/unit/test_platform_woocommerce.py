@@ -107,9 +107,10 @@ def test_the_ping_itself_carries_no_signature_so_verify_refuses_it():
 def test_order_created_becomes_a_canonical_order():
     inbound = deliver("order.created", delivery_id="9f1d0c3b7a2e4d5f8c6b1a0e9d8c7b6a")
     order = only_order(inbound)
-    assert inbound.delivery_id == "9f1d0c3b7a2e4d5f8c6b1a0e9d8c7b6a"
+    # keyed on the body's digest: WooCommerce's delivery id is one per webhook and second
+    assert inbound.delivery_id == woocommerce.event_key("order.created", encode(payload("order.created")))
     assert order.shop_id == "savonnerie" and order.order_id == "1187"
-    assert order.placed_at == datetime(2025, 3, 14, 11, 30, 0, tzinfo=timezone.utc)  # date_created_gmt
+    assert order.placed_at == datetime(2025, 3, 14, 11, 30, 3, tzinfo=timezone.utc)  # date_paid_gmt
     assert order.updated_at == datetime(2025, 3, 14, 11, 30, 4, tzinfo=timezone.utc)
     assert order.total == Decimal("69.80") and order.refunded == 0
     assert order.status == "placed" and order.is_valid
@@ -143,8 +144,9 @@ def test_a_restored_order_counts_again():
 
 
 @pytest.mark.parametrize("wc_status, status, valid", [
-    ("pending", "placed", True), ("on-hold", "placed", True), ("processing", "placed", True),
-    ("completed", "placed", True), ("cancelled", "cancelled", False), ("failed", "cancelled", False),
+    ("pending", "pending", False), ("on-hold", "placed", True), ("processing", "placed", True),
+    ("completed", "placed", True), ("cancelled", "cancelled", False), ("failed", "pending", False),
+    ("checkout-draft", "pending", False),
     ("refunded", "refunded", False), ("trash", "deleted", False), ("shipped", "placed", True),
 ])
 def test_woocommerce_statuses_map_to_canonical_ones(wc_status, status, valid):
@@ -161,11 +163,16 @@ def test_a_refunded_order_is_fully_refunded():
     assert order.refunded == order.total and order.amount == 0
 
 
-def test_a_checkout_draft_is_not_an_order_yet():
+def test_a_checkout_draft_is_stored_as_a_pending_order():
     data = payload("order.created")
     data["status"] = "checkout-draft"
-    inbound = deliver("order.created", data)
-    assert inbound.actions == () and "checkout-draft" in inbound.ignored_reason
+    order = only_order(deliver("order.created", data))
+    assert (order.status, order.is_valid) == ("pending", False)
+
+
+def test_an_order_without_a_payment_date_is_placed_at_its_creation():
+    data = dict(payload("order.created"), status="on-hold", date_paid_gmt=None)  # a bank transfer
+    assert only_order(deliver("order.updated", data)).placed_at == datetime(2025, 3, 14, 11, 30, 0, tzinfo=timezone.utc)
 
 
 def test_order_deleted_deletes_the_order():

@@ -102,9 +102,9 @@ def test_since_and_polling_dates_are_gmt(rsps):
     assert poll["dates_are_gmt"] == "true"
 
 
-def test_drafts_are_skipped():
+def test_drafts_are_stored_as_pending_orders():
     draft = dict(fixture("woocommerce", "order.created.json"), status="checkout-draft")
-    assert client().order(draft) is None
+    assert client().order(draft).status == "pending"
 
 
 def test_a_429_and_a_502_are_retried(rsps):

@@ -35,7 +35,7 @@ def row_of(key, figures) -> tuple:
     micros = lambda moment: None if moment is None else to_micros(moment)  # noqa: E731
     return (key, figures.orders_365d, money_to_micros(figures.amount_365d), figures.orders_total,
             money_to_micros(figures.total_spent), micros(figures.first_at), micros(figures.last_at),
-            micros(figures.first_window_at))
+            micros(figures.first_window_at), figures.amount_orders_365d)
 
 
 def stored_variants(state: StoredState) -> list[StoredState | None]:
