@@ -27,7 +27,8 @@ from connector.storage import outbox
 from connector.config import DestinationSettings, Settings, ShopSettings
 from connector.errors import DestinationError, RetriableDestinationError, scrub
 from connector.domain.ports import ContactUpdate, Destination, StageChange
-from connector.services.properties import desired_properties, identity
+from connector.services.properties import PREDICTED_FIELDS, desired_properties, identity
+from connector.storage.predictions import stored_predictions
 from connector.storage.store import Store
 from connector.storage.values import from_micros
 
@@ -169,11 +170,13 @@ class SyncWorker:
         watermarks: list[tuple[outbox.Item, dict, int]] = []
         with self.store.transaction() as conn:
             states = self.store.load_states_for(conn, shop.id, keys)
+            predicted = (stored_predictions(conn, shop.id, keys)
+                         if set(dest.properties.values()) & set(PREDICTED_FIELDS) else {})
             acks = outbox.acknowledged(conn, shop.id, dest.name, keys)
             changes = outbox.changes_after(conn, shop.id, {k: acks[k].last_change_id if k in acks else 0 for k in keys})
             for item in items:
                 state, ack = states.get(item.customer_key), acks.get(item.customer_key)
-                properties = desired_properties(state, shop, dest)
+                properties = desired_properties(state, shop, dest, predicted.get(item.customer_key))
                 last_change_id = ack.last_change_id if ack else 0
                 events: list[StageChange] = []
                 if state is not None:

@@ -1,0 +1,186 @@
+"""The `predicted` model run on a shop: fitted and stored at each recompute, read back by every view.
+
+- `refresh_predictions` (the daily `recompute`, `stagesync predict` without `--at`): fit the shop at
+  `now`, store the fit (its day, status, reason and parameters) and each customer's fields as a
+  destination is sent them; queue the customers whose sent fields changed, for the destinations
+  that map a predicted field. Webhooks leave predictions alone (docs/rules.md, 'Predictions').
+- `predictions_at` (export, explain, the dashboard, `predict --at`): read-only. Live, the stored
+  parameters applied to every customer's inputs at `now`; replayed (`--at`, `?at=`), a fit at that
+  instant. Either way every field is None when the shop's status is not `ok`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+from sqlalchemy import Connection
+
+from connector.config import ShopSettings
+from connector.domain.predictions import (
+    STATUS_INSUFFICIENT, STATUS_OK, UNKNOWN, BgNbdParams, CustomerArrays, CustomerPrediction, GammaGammaParams,
+    ShopInputs, _customer_prediction, predict_customers, predict_shop, shop_inputs_from_orders,
+)
+from connector.storage import predictions as queries
+from connector.storage.store import Store
+from connector.storage.values import to_micros
+
+PREDICTED_FIELDS = queries.PREDICTION_COLUMNS
+ROUNDED = 2  # decimals of p_alive, churn_risk, expected orders and CLV as a destination is sent them
+
+
+@dataclass
+class ShopPredictionView:
+    """A shop's predictions at `now`: the fit used (status, reason, parameters, the day it was
+    fitted at) and every customer's fields and inputs, by customer key."""
+
+    now: datetime
+    d_now: object  # date: the day the inputs are counted at
+    status: str
+    reason: str | None
+    customers: int
+    bgnbd: BgNbdParams | None
+    gamma_gamma: GammaGammaParams | None
+    fitted_on: str | None  # YYYY-MM-DD of the fit (the stored one's, live)
+    keys: list[str] = field(default_factory=list)
+    inputs: ShopInputs | None = None
+    fields: CustomerArrays | None = None
+    index: dict[str, int] = field(default_factory=dict)
+
+    def customer(self, key: str) -> CustomerPrediction:
+        i = self.index.get(key)
+        if self.fields is None or i is None:
+            return UNKNOWN
+        return _customer_prediction(self.fields, i, self.d_now)
+
+    def inputs_of(self, key: str) -> dict | None:
+        """x, t_x, T (weeks) and m of a customer with an order before now, else None."""
+        i = self.index.get(key)
+        if self.inputs is None or i is None:
+            return None
+        s = self.inputs
+        m = float(s.m[i])
+        return {"x": int(s.x[i]), "t_x": float(s.t_x_days[i]) / 7, "T": float(s.age_days[i]) / 7,
+                "m": None if np.isnan(m) else m}
+
+    def churn_bands(self) -> dict[str, int]:
+        counts = {"low": 0, "medium": 0, "high": 0}
+        if self.fields is not None:
+            for band, n in zip(*np.unique(self.fields.churn_band, return_counts=True)):
+                counts[str(band)] = int(n)
+        return counts
+
+
+@dataclass
+class PredictionRun:
+    status: str
+    reason: str | None
+    written: int = 0
+    queued: int = 0
+
+
+def _inputs(conn: Connection, shop: ShopSettings, now: datetime) -> tuple[list[str], ShopInputs]:
+    orders = queries.valid_orders(conn, shop.id, now)
+    return orders.keys, shop_inputs_from_orders(orders.customer, orders.placed_us, orders.amount, to_micros(now))
+
+
+def _view(now: datetime, keys: list[str], inputs: ShopInputs, status: str, reason: str | None,
+          bg: BgNbdParams | None, gg: GammaGammaParams | None, fields: CustomerArrays | None,
+          fitted_on: str | None) -> ShopPredictionView:
+    return ShopPredictionView(now, inputs.d_now, status, reason, len(keys), bg, gg, fitted_on, keys, inputs, fields,
+                              {key: i for i, key in enumerate(keys)})
+
+
+def fit_at(store: Store, shop: ShopSettings, now: datetime, conn: Connection | None = None) -> ShopPredictionView:
+    """Fit the shop on its valid orders before `now` and predict every customer. Nothing is written."""
+    if conn is None:
+        with store.read() as c:
+            return fit_at(store, shop, now, c)
+    keys, inputs = _inputs(conn, shop, now)
+    fit = predict_shop(inputs)
+    return _view(now, keys, inputs, fit.status, fit.reason, fit.bgnbd, fit.gamma_gamma, fit.fields,
+                 fit.d_now.isoformat())
+
+
+def predictions_at(store: Store, shop: ShopSettings, now: datetime, replay: bool = False) -> ShopPredictionView:
+    """Read-only: with `replay`, a fit at `now`; otherwise the stored fit's parameters applied at
+    `now` (a fit at `now` when the shop was never fitted)."""
+    with store.read() as conn:
+        stored = None if replay else queries.load_fit(conn, shop.id)
+        if stored is None:
+            return fit_at(store, shop, now, conn)
+        keys, inputs = _inputs(conn, shop, now)
+    if stored.status != STATUS_OK:
+        return _view(now, keys, inputs, stored.status, stored.reason, None, None, None, stored.d_now)
+    bg = BgNbdParams(stored.r, stored.alpha, stored.a, stored.b)
+    gg = GammaGammaParams(stored.p, stored.q, stored.v)
+    fields = predict_customers(bg, gg, inputs) if keys else None
+    if fields is not None and not fields.finite():
+        return _view(now, keys, inputs, STATUS_INSUFFICIENT, "some predictions are not finite numbers",
+                     None, None, None, stored.d_now)
+    return _view(now, keys, inputs, STATUS_OK, None, bg, gg, fields, stored.d_now)
+
+
+def sent_fields(prediction: CustomerPrediction) -> tuple:
+    """A customer's fields as stored and sent to destinations (`PREDICTED_FIELDS` order): the
+    numbers rounded to 2 decimals, so that a day's drift does not resend every contact."""
+    p = prediction
+    return (round(p.p_alive, ROUNDED), round(p.churn_risk, ROUNDED), p.churn_band,
+            round(p.expected_orders_90d, ROUNDED), round(p.expected_orders_365d, ROUNDED),
+            round(p.predicted_clv_365d, ROUNDED), p.next_order_date.isoformat() if p.next_order_date else None)
+
+
+def maps_predictions(shop: ShopSettings) -> list[str]:
+    """The shop's destinations that write a predicted field."""
+    return [d.name for d in shop.destinations if set(d.properties.values()) & set(PREDICTED_FIELDS)]
+
+
+def refresh_predictions(store: Store, shop: ShopSettings, now: datetime,
+                        due: datetime | None = None) -> PredictionRun:
+    """Fit the shop at `now` and store the fit and each customer's sent fields; queue the
+    customers whose sent fields changed (due at `due`, default now or earlier)."""
+    view = fit_at(store, shop, now)
+    rows = ({} if view.fields is None else
+            {key: sent_fields(_customer_prediction(view.fields, i, view.d_now)) for i, key in enumerate(view.keys)})
+    fit = dict(d_now=view.d_now.isoformat(), computed_at=to_micros(now), status=view.status, reason=view.reason,
+               customers=view.customers)
+    if view.bgnbd is not None and view.gamma_gamma is not None:
+        fit.update(r=view.bgnbd.r, alpha=view.bgnbd.alpha, a=view.bgnbd.a, b=view.bgnbd.b,
+                   p=view.gamma_gamma.p, q=view.gamma_gamma.q, v=view.gamma_gamma.v)
+    with store.read() as conn:
+        stored = queries.stored_predictions(conn, shop.id)
+    changed = {key: row for key, row in rows.items() if stored.get(key) != row}
+    gone = [key for key in stored if key not in rows]
+    destinations = maps_predictions(shop)
+    with store.transaction() as conn:
+        queries.save_fit(conn, shop.id, fit)
+        queries.replace_predictions(conn, shop.id, changed, gone)
+        if destinations:
+            store.enqueue(conn, shop.id, destinations, [*changed, *gone],
+                          due or min(now, datetime.now(timezone.utc)))
+    touched = len(changed) + len(gone)
+    return PredictionRun(view.status, view.reason, touched, touched * len(destinations))
+
+
+def summary(view: ShopPredictionView, shop_id: str, at: str) -> dict:
+    """`stagesync predict --json`."""
+    bg, gg = view.bgnbd, view.gamma_gamma
+    return {
+        "shop": shop_id, "at": at, "status": view.status, "reason": view.reason, "customers": view.customers,
+        "bgnbd": {name: getattr(bg, name) if bg else None for name in ("r", "alpha", "a", "b")},
+        "gamma_gamma": {name: getattr(gg, name) if gg else None for name in ("p", "q", "v")},
+        "churn_bands": view.churn_bands(),
+    }
+
+
+def summary_lines(data: dict) -> list[str]:
+    """`stagesync predict` as text."""
+    lines = [f"shop {data['shop']} at {data['at']}: {data['status']}"
+             + (f" ({data['reason']})" if data["reason"] else ""), f"customers with orders  {data['customers']:,}"]
+    if data["status"] == STATUS_OK:
+        bg, gg = data["bgnbd"], data["gamma_gamma"]
+        lines.append("BG/NBD       " + ", ".join(f"{k} = {v:.4g}" for k, v in bg.items()))
+        lines.append("Gamma-Gamma  " + ", ".join(f"{k} = {v:.4g}" for k, v in gg.items()))
+        lines.append("churn bands  " + ", ".join(f"{k} {n:,}" for k, n in data["churn_bands"].items()))
+    return lines
