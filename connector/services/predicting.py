@@ -20,7 +20,8 @@ from sqlalchemy import Connection
 from connector.config import ShopSettings
 from connector.domain.predictions import (
     STATUS_INSUFFICIENT, STATUS_OK, UNKNOWN, BgNbdParams, CustomerArrays, CustomerPrediction, GammaGammaParams,
-    ShopInputs, _customer_prediction, predict_customers, predict_shop, shop_inputs_from_orders,
+    ShopInputs, _customer_prediction, customer_inputs, predict_customers, predict_one, predict_shop, prediction_day,
+    shop_inputs_from_orders,
 )
 from connector.storage import predictions as queries
 from connector.storage.store import Store
@@ -78,6 +79,7 @@ class PredictionRun:
     reason: str | None
     written: int = 0
     queued: int = 0
+    view: ShopPredictionView | None = field(default=None, repr=False)
 
 
 def _inputs(conn: Connection, shop: ShopSettings, now: datetime) -> tuple[list[str], ShopInputs]:
@@ -160,7 +162,7 @@ def refresh_predictions(store: Store, shop: ShopSettings, now: datetime,
             store.enqueue(conn, shop.id, destinations, [*changed, *gone],
                           due or min(now, datetime.now(timezone.utc)))
     touched = len(changed) + len(gone)
-    return PredictionRun(view.status, view.reason, touched, touched * len(destinations))
+    return PredictionRun(view.status, view.reason, touched, touched * len(destinations), view)
 
 
 def summary(view: ShopPredictionView, shop_id: str, at: str) -> dict:
@@ -184,3 +186,53 @@ def summary_lines(data: dict) -> list[str]:
         lines.append("Gamma-Gamma  " + ", ".join(f"{k} = {v:.4g}" for k, v in gg.items()))
         lines.append("churn bands  " + ", ".join(f"{k} {n:,}" for k, n in data["churn_bands"].items()))
     return lines
+
+
+def prediction_fields(prediction: CustomerPrediction) -> dict:
+    """A customer's fields by name, unrounded, the date as YYYY-MM-DD (export, explain, the pages)."""
+    values = {name: getattr(prediction, name) for name in PREDICTED_FIELDS}
+    values["next_order_date"] = prediction.next_order_date.isoformat() if prediction.next_order_date else None
+    return values
+
+
+def _details(status: str, reason: str | None, fitted_on: str | None, bg: BgNbdParams | None,
+             gg: GammaGammaParams | None, prediction: CustomerPrediction, inputs: dict | None) -> dict:
+    return {"status": status, "reason": reason, "fitted_on": fitted_on, "inputs": inputs,
+            "bgnbd": None if bg is None else {k: getattr(bg, k) for k in ("r", "alpha", "a", "b")},
+            "gamma_gamma": None if gg is None else {k: getattr(gg, k) for k in ("p", "q", "v")},
+            **prediction_fields(prediction)}
+
+
+def customer_details(view: ShopPredictionView, key: str) -> dict:
+    """One customer's fields with the numbers behind them, from a whole-shop view."""
+    return _details(view.status, view.reason, view.fitted_on, view.bgnbd, view.gamma_gamma, view.customer(key),
+                    view.inputs_of(key))
+
+
+def one_customer(store: Store, conn: Connection, shop: ShopSettings, key: str, orders, now: datetime,
+                 replay: bool = False) -> dict:
+    """One customer's predictions for the customer page: the stored parameters applied to their own
+    valid orders (`orders`: their stored `Order`s) at `now`; replayed, a fit of the shop at `now`."""
+    if replay:
+        return customer_details(fit_at(store, shop, now, conn), key)
+    stored = queries.load_fit(conn, shop.id)
+    if stored is None:
+        return _details(STATUS_INSUFFICIENT, "not fitted yet: the shop's next recompute fits it", None, None, None,
+                        UNKNOWN, None)
+    one = customer_inputs(((o.placed_at, o.amount) for o in orders if o.is_valid), now)
+    inputs = None if one is None else {"x": one.x, "t_x": one.t_x, "T": one.T, "m": one.m}
+    if stored.status != STATUS_OK:
+        return _details(stored.status, stored.reason, stored.d_now, None, None, UNKNOWN, inputs)
+    bg = BgNbdParams(stored.r, stored.alpha, stored.a, stored.b)
+    gg = GammaGammaParams(stored.p, stored.q, stored.v)
+    prediction = UNKNOWN if one is None else predict_one(bg, gg, one, prediction_day(now))
+    return _details(STATUS_OK, None, stored.d_now, bg, gg, prediction, inputs)
+
+
+def run_predict(store: Store, shop: ShopSettings, now: datetime, replay: bool = False) -> dict:
+    """`stagesync predict`: with `replay` (`--at`), a fit at `now` and nothing written; otherwise
+    the fit at `now` is stored as a recompute stores it (`refresh_predictions`)."""
+    from connector.services.reports import iso
+
+    view = fit_at(store, shop, now) if replay else refresh_predictions(store, shop, now).view
+    return summary(view, shop.id, iso(now))

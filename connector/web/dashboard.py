@@ -290,7 +290,7 @@ def customer(shop_id: str):
 
     shop = _shop(shop_id)
     query = request.args.get("q", "").strip()
-    view = customer_view(get_store(), shop, query, _now()) if query else None
+    view = customer_view(get_store(), shop, query, _now(), replay=bool(request.args.get("at"))) if query else None
     page = render_template("dashboard/customer.html", shop=shop, query=query, view=view)
     return page, (200 if view is not None or not query else 404)
 
