@@ -76,9 +76,12 @@ def export_command(invocation: Invocation, shop: str, at: str | None, fmt: str) 
               help='{"shop", "at", "status", "reason", "customers", "bgnbd", "gamma_gamma", "churn_bands"}')
 @pass_invocation
 def predict_command(invocation: Invocation, shop: str, at: str | None, as_json: bool) -> int:
-    from connector.services.predicting import run_predict, summary_lines
+    from connector.services.predicting import run_predict, summary, summary_lines
+    from connector.services.reports import iso
 
     settings, shop_settings = invocation.shop(shop)
-    data = run_predict(open_store(settings), shop_settings, parse_at(at), replay=at is not None)
+    now = parse_at(at)
+    data = summary(run_predict(open_store(settings), shop_settings, now, replay=at is not None), shop_settings.id,
+                   iso(now))
     click.echo(json.dumps(data) if as_json else "\n".join(summary_lines(data)))
     return 0

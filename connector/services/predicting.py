@@ -229,10 +229,7 @@ def one_customer(store: Store, conn: Connection, shop: ShopSettings, key: str, o
     return _details(STATUS_OK, None, stored.d_now, bg, gg, prediction, inputs)
 
 
-def run_predict(store: Store, shop: ShopSettings, now: datetime, replay: bool = False) -> dict:
+def run_predict(store: Store, shop: ShopSettings, now: datetime, replay: bool = False) -> ShopPredictionView:
     """`stagesync predict`: with `replay` (`--at`), a fit at `now` and nothing written; otherwise
     the fit at `now` is stored as a recompute stores it (`refresh_predictions`)."""
-    from connector.services.reports import iso
-
-    view = fit_at(store, shop, now) if replay else refresh_predictions(store, shop, now).view
-    return summary(view, shop.id, iso(now))
+    return fit_at(store, shop, now) if replay else refresh_predictions(store, shop, now).view
