@@ -27,7 +27,10 @@ def simulated_orders(now: datetime, customers: int = 700, seed: int = 11) -> lis
             specs.append((f"p{len(specs) + 1}", f"buyer{customer}@example.com", placed, total))
             if rng.random() < drop:
                 break
-            placed += timedelta(weeks=rng.expovariate(rate))
+            gap = rng.expovariate(rate)  # weeks
+            if gap > 110:  # beyond the two years: after now anyway
+                break
+            placed += timedelta(weeks=gap)
     return specs
 
 

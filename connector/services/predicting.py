@@ -133,15 +133,25 @@ def sent_fields(prediction: CustomerPrediction) -> tuple:
             round(p.predicted_clv_365d, ROUNDED), p.next_order_date.isoformat() if p.next_order_date else None)
 
 
-def maps_predictions(shop: ShopSettings) -> list[str]:
-    """The shop's destinations that write a predicted field."""
-    return [d.name for d in shop.destinations if set(d.properties.values()) & set(PREDICTED_FIELDS)]
+def mapped_columns(shop: ShopSettings) -> dict[str, set[int]]:
+    """Destination name -> the positions (in `PREDICTED_FIELDS`) of the predicted fields it writes,
+    for the shop's destinations that write any."""
+    found = {d.name: {i for i, name in enumerate(PREDICTED_FIELDS) if name in d.properties.values()}
+             for d in shop.destinations}
+    return {name: columns for name, columns in found.items() if columns}
+
+
+def _differs(before: tuple | None, after: tuple | None, columns: set[int]) -> bool:
+    if before is None or after is None:
+        return (before is None) != (after is None)
+    return any(before[i] != after[i] for i in columns)
 
 
 def refresh_predictions(store: Store, shop: ShopSettings, now: datetime,
                         due: datetime | None = None) -> PredictionRun:
-    """Fit the shop at `now` and store the fit and each customer's sent fields; queue the
-    customers whose sent fields changed (due at `due`, default now or earlier)."""
+    """Fit the shop at `now` and store the fit and each customer's sent fields; queue, for each
+    destination, the customers whose fields that it writes changed (due at `due`, default now or
+    earlier)."""
     view = fit_at(store, shop, now)
     rows = ({} if view.fields is None else
             {key: sent_fields(_customer_prediction(view.fields, i, view.d_now)) for i, key in enumerate(view.keys)})
@@ -154,15 +164,15 @@ def refresh_predictions(store: Store, shop: ShopSettings, now: datetime,
         stored = queries.stored_predictions(conn, shop.id)
     changed = {key: row for key, row in rows.items() if stored.get(key) != row}
     gone = [key for key in stored if key not in rows]
-    destinations = maps_predictions(shop)
+    queued = 0
     with store.transaction() as conn:
         queries.save_fit(conn, shop.id, fit)
         queries.replace_predictions(conn, shop.id, changed, gone)
-        if destinations:
-            store.enqueue(conn, shop.id, destinations, [*changed, *gone],
-                          due or min(now, datetime.now(timezone.utc)))
-    touched = len(changed) + len(gone)
-    return PredictionRun(view.status, view.reason, touched, touched * len(destinations), view)
+        for destination, columns in mapped_columns(shop).items():
+            keys = [key for key in [*changed, *gone] if _differs(stored.get(key), rows.get(key), columns)]
+            store.enqueue(conn, shop.id, [destination], keys, due or min(now, datetime.now(timezone.utc)))
+            queued += len(keys)
+    return PredictionRun(view.status, view.reason, len(changed) + len(gone), queued, view)
 
 
 def summary(view: ShopPredictionView, shop_id: str, at: str) -> dict:

@@ -231,3 +231,48 @@ def test_a_webhook_leaves_the_predictions_to_the_daily_recompute(db, shop):
     evaluation.recompute(db, shop, later + timedelta(days=1))
     with db.read() as conn:
         assert queries.stored_predictions(conn, "acme", [key]) != before  # the next recompute updates them
+
+
+TWO_DESTINATIONS = """
+database_url = "{url}"
+[[shops]]
+id = "acme"
+platform = "shopify"
+webhook_secret = "s"
+  [[shops.destinations]]
+  type = "log"
+  name = "bands"
+  properties = {{ stage = "rfm", band = "churn_band" }}
+  [[shops.destinations]]
+  type = "log"
+  name = "values"
+  properties = {{ clv = "predicted_clv_365d" }}
+  [[shops.destinations]]
+  type = "log"
+  name = "stages"
+  properties = {{ stage = "rfm" }}
+"""
+
+
+def test_the_next_day_queues_each_destination_only_the_customers_whose_fields_it_writes_changed(database_url, db):
+    shop = config.parse(TWO_DESTINATIONS.format(url=database_url), env={}).shops["acme"]
+    store_orders(db, "acme", simulated_orders(NOW))
+    evaluation.recompute(db, shop, NOW)
+    with db.read() as conn:
+        before = queries.stored_predictions(conn, "acme")
+    with db.transaction() as conn:
+        conn.execute(outbox.delete())
+    later = NOW + timedelta(days=1)
+    run = evaluation.recompute(db, shop, later).predictions
+    with db.read() as conn:
+        after = queries.stored_predictions(conn, "acme")
+        queued = {name: set(conn.execute(select(outbox.c.customer_key).where(outbox.c.destination == name)).scalars())
+                  for name in ("bands", "values", "stages")}
+        restaged = set(conn.execute(select(customers.c.customer_key).where(  # stage states rewritten: every destination
+            customers.c.evaluated_at == to_micros(later))).scalars())
+    band_changed = {k for k in after if after[k][2] != before[k][2]}
+    clv_changed = {k for k in after if after[k][5] != before[k][5]}
+    assert 0 < len(band_changed) < len(clv_changed) <= run.written
+    assert queued["stages"] == restaged
+    assert queued["bands"] == band_changed | restaged and len(queued["bands"]) < len(queued["values"])
+    assert queued["values"] == clv_changed | restaged
