@@ -255,7 +255,9 @@ def one_by_one(items: Sequence[T], send_one: Callable[[T], object]) -> list[Item
 # How each field of docs/rules.md, 'Fields a destination can write', is typed in a tool that types its properties.
 FIELD_KINDS = {"rfm": "text", "phases": "text", "orders_365d": "number", "orders_total": "number",
                "aov_365d": "number", "total_spent": "number", "first_order_date": "date",
-               "last_order_date": "date", "rfm_since": "date"}
+               "last_order_date": "date", "rfm_since": "date", "p_alive": "number", "churn_risk": "number",
+               "churn_band": "text", "expected_orders_90d": "number", "expected_orders_365d": "number",
+               "predicted_clv_365d": "number", "next_order_date": "date"}
 
 
 class HttpDestination(Destination):

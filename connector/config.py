@@ -22,7 +22,8 @@ from connector.domain.stages import RFM_STAGES, PHASES, PhaseSettings, RfmSettin
 PLATFORMS = tuple(ports.WEBHOOK_ADAPTERS)
 DESTINATION_TYPES = tuple(ports.DESTINATION_ADAPTERS)
 FIELDS = ("rfm", "phases", "orders_365d", "orders_total", "aov_365d", "total_spent",
-          "first_order_date", "last_order_date", "rfm_since")
+          "first_order_date", "last_order_date", "rfm_since", "p_alive", "churn_risk", "churn_band",
+          "expected_orders_90d", "expected_orders_365d", "predicted_clv_365d", "next_order_date")
 DEFAULT_PROPERTIES = {"lifecycle_stage": "rfm"}
 DEFAULT_DATABASE_URL = "sqlite:///stagesync.db"
 SHOP_ID = re.compile(r"[a-z0-9_-]{1,64}")

@@ -68,7 +68,7 @@ def cli(ctx: click.Context, config: str | None) -> None:
 
 for command in (running.serve_command, delivery.worker_command, delivery.sync_command, history.recompute_command,
                 history.import_command, history.backfill_command, history.poll_command, views.stages_command,
-                views.explain_command, views.export_command, delivery.deadletters_command, checks.check_config,
+                views.explain_command, views.export_command, views.predict_command, delivery.deadletters_command, checks.check_config,
                 running.demo_command):
     cli.add_command(command)
 

@@ -38,11 +38,15 @@ def explain_command(invocation: Invocation, shop: str, email: str, at: str | Non
 
     settings, shop_settings = invocation.shop(shop)
     key = normalise_email(email) or normalise_phone(email, shop_settings.country)
-    store = open_store(settings)
-    snap = snapshot(store, shop_settings, parse_at(at))
+    from connector.services.predicting import customer_details, predictions_at
+
+    store, now = open_store(settings), parse_at(at)
+    snap = snapshot(store, shop_settings, now)
     if key is None or key not in snap.evaluations:
         raise UserError(f"no customer {mask(email)!r} in shop {shop_settings.id}")
-    click.echo(explain(snap, key, unconverted_of_customer(store, shop_settings.id, key)))
+    view = predictions_at(store, shop_settings, now, replay=at is not None)
+    click.echo(explain(snap, key, unconverted_of_customer(store, shop_settings.id, key),
+                       customer_details(view, key)))
     return 0
 
 
@@ -54,9 +58,31 @@ def explain_command(invocation: Invocation, shop: str, email: str, at: str | Non
 def export_command(invocation: Invocation, shop: str, at: str | None, fmt: str) -> int:
     from connector.cli.output import write_export
     from connector.services.evaluation import snapshot
-    from connector.services.reports import EXPORT_COLUMNS, export_rows
+    from connector.services.predicting import prediction_fields, predictions_at
+    from connector.services.reports import EXPORT_COLUMNS, PREDICTED_COLUMNS, export_rows
 
     settings, shop_settings = invocation.shop(shop)
-    snap = snapshot(open_store(settings), shop_settings, parse_at(at))
-    write_export(export_rows(snap), EXPORT_COLUMNS, fmt, sys.stdout)
+    store, now = open_store(settings), parse_at(at)
+    snap = snapshot(store, shop_settings, now)
+    view = predictions_at(store, shop_settings, now, replay=at is not None)
+    rows = export_rows(snap, lambda key: prediction_fields(view.customer(key)))
+    write_export(rows, EXPORT_COLUMNS + PREDICTED_COLUMNS, fmt, sys.stdout)
+    return 0
+
+
+@command("predict", "fit the shop's purchase and spend models and summarise them (without --at: store the fit)")
+@shop_option(required=True)
+@at_option
+@click.option("--json", "as_json", is_flag=True,
+              help='{"shop", "at", "status", "reason", "customers", "bgnbd", "gamma_gamma", "churn_bands"}')
+@pass_invocation
+def predict_command(invocation: Invocation, shop: str, at: str | None, as_json: bool) -> int:
+    from connector.services.predicting import run_predict, summary, summary_lines
+    from connector.services.reports import iso
+
+    settings, shop_settings = invocation.shop(shop)
+    now = parse_at(at)
+    data = summary(run_predict(open_store(settings), shop_settings, now, replay=at is not None), shop_settings.id,
+                   iso(now))
+    click.echo(json.dumps(data) if as_json else "\n".join(summary_lines(data)))
     return 0

@@ -19,7 +19,10 @@ from connector.storage.store import Store
 from connector.storage.values import from_micros
 
 
-def customer_view(store: Store, shop: ShopSettings, identity: str, now: datetime) -> dict | None:
+def customer_view(store: Store, shop: ShopSettings, identity: str, now: datetime, replay: bool = False) -> dict | None:
+    """With `replay` (an `at` asked for), the predictions come from a fit of the shop at `now`."""
+    from connector.services.predicting import one_customer  # numpy: not on the webhook path's imports
+
     key = customer_key(normalise_email(identity), normalise_phone(identity, shop.country))
     if key is None:
         return None
@@ -31,6 +34,7 @@ def customer_view(store: Store, shop: ShopSettings, identity: str, now: datetime
         history = stage_history(conn, shop.id, key)
         requests = data_requests_of(conn, shop.id, key)
         orders = store.customer_orders(conn, shop.id, key)
+        predicted = one_customer(store, conn, shop, key, orders, now, replay)
         history_rows = [{"model": h.model, "from": h.from_stage, "to": h.to_stage, "at": iso(from_micros(h.at))}
                         for h in history]
         request_rows = [{"request_id": r.request_id, "received_at": iso(from_micros(r.received_at))}
@@ -43,7 +47,7 @@ def customer_view(store: Store, shop: ShopSettings, identity: str, now: datetime
                 shop_aov_365d=money(shop_figures.shop_aov),
                 bands={"recent": shop_figures.bands.recent, "nurture": shop_figures.bands.nurture,
                        "risk": shop_figures.bands.risk, "adaptive": shop_figures.bands.adaptive},
-                history=history_rows, data_requests=request_rows,
+                history=history_rows, data_requests=request_rows, predictions=predicted,
                 orders=[{"order_id": o.order_id, "placed_at": iso(o.placed_at), "total": str(o.total),
                          "refunded": str(o.refunded), "status": o.status, "counts": o.is_valid,
                          "currency": o.currency, "amount_known": o.amount_known} for o in orders],

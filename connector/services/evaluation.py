@@ -60,6 +60,7 @@ class RecomputeResult:
     written: int = 0
     stage_changes: int = 0
     queued: int = 0
+    predictions: object = None  # the shop's fit at this recompute (predicting.PredictionRun)
 
 
 def queue_time(now: datetime) -> datetime:
@@ -205,6 +206,12 @@ def recompute(store: Store, shop: ShopSettings, now: datetime,
     result.written = len(keys)
     result.stage_changes = len(changes)
     result.queued = len(keys) * len(destinations)
+    # once per shop per recompute (never per webhook): docs/rules.md, 'Predictions'. Imported here:
+    # numpy stays out of the webhook path's imports (a Lambda cold start pays for them).
+    from connector.services.predicting import refresh_predictions
+
+    result.predictions = refresh_predictions(store, shop, now, due=queue_time(now))
+    result.queued += result.predictions.queued
     return result
 
 

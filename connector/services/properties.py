@@ -14,14 +14,27 @@ from connector.domain.stages import day, money
 from connector.storage.values import from_micros, micros_to_money, StoredState
 
 STAGE_FIELDS = ("rfm", "phases")
+# The predicted fields in the order `connector.storage.predictions` stores them (docs/rules.md, 'Predictions').
+PREDICTED_FIELDS = ("p_alive", "churn_risk", "churn_band", "expected_orders_90d", "expected_orders_365d",
+                    "predicted_clv_365d", "next_order_date")
 
 
-def field_values(state: StoredState, shop: ShopSettings) -> dict[str, PropertyValue]:
+def predicted_values(predicted: tuple | None) -> dict[str, PropertyValue]:
+    """The stored predicted fields as written: numbers with 2 decimals ("0.87"), all None when the
+    customer has no prediction (the shop's status is not `ok`, or no order before the last fit)."""
+    if predicted is None:
+        return dict.fromkeys(PREDICTED_FIELDS)
+    return {name: f"{value:.2f}" if isinstance(value, float) else value
+            for name, value in zip(PREDICTED_FIELDS, predicted)}
+
+
+def field_values(state: StoredState, shop: ShopSettings, predicted: tuple | None = None) -> dict[str, PropertyValue]:
     """Every field of docs/rules.md, 'Fields a destination can write', for one customer, stage values
-    as labelled for the shop."""
+    as labelled for the shop; `predicted`: the customer's stored predicted fields, if any."""
     # the AOV divides by the window orders with a known amount (docs/rules.md, 'Amounts and currencies')
     aov = micros_to_money(state.amount_365d) / state.known_orders_365d if state.known_orders_365d else None
     return {
+        **predicted_values(predicted),
         "rfm": shop.label(state.rfm),
         "phases": shop.label(state.phases),
         "orders_365d": state.orders_365d,
@@ -35,11 +48,11 @@ def field_values(state: StoredState, shop: ShopSettings) -> dict[str, PropertyVa
 
 
 def desired_properties(state: StoredState | None, shop: ShopSettings,
-                       destination: DestinationSettings) -> dict[str, PropertyValue]:
+                       destination: DestinationSettings, predicted: tuple | None = None) -> dict[str, PropertyValue]:
     """Property name in the tool -> value; all None when the customer is gone (clears them)."""
     if state is None:
         return dict.fromkeys(destination.properties)
-    values = field_values(state, shop)
+    values = field_values(state, shop, predicted)
     return {name: values[source] for name, source in destination.properties.items()}
 
 

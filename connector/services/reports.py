@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterator
+from typing import Callable, Iterator
 
 from connector.services.evaluation import Snapshot
 from connector.domain.stages import PHASES, RFM_STAGES, Evaluation, day, money
@@ -12,6 +12,9 @@ from connector.storage.store import Store
 
 EXPORT_COLUMNS = ("email", "rfm", "phases", "orders_365d", "orders_total", "aov_365d", "total_spent",
                   "first_order_date", "last_order_date")
+# docs/rules.md, 'Predictions': after the columns above, unrounded, empty unless the shop's status is `ok`
+PREDICTED_COLUMNS = ("p_alive", "churn_risk", "churn_band", "expected_orders_90d", "expected_orders_365d",
+                     "predicted_clv_365d", "next_order_date")
 
 
 def iso(moment: datetime) -> str:
@@ -52,10 +55,14 @@ def export_row(key: str, evaluation: Evaluation) -> dict:
     }
 
 
-def export_rows(snap: Snapshot) -> Iterator[dict]:
-    """One row per customer, sorted by customer identity (email, else phone)."""
+def export_rows(snap: Snapshot, predicted: Callable[[str], dict] | None = None) -> Iterator[dict]:
+    """One row per customer, sorted by customer identity (email, else phone); with `predicted`
+    (customer key -> `PREDICTED_COLUMNS` values), those columns after the others."""
     for key in sorted(snap.evaluations):
-        yield export_row(key, snap.evaluations[key])
+        row = export_row(key, snap.evaluations[key])
+        if predicted is not None:
+            row.update(predicted(key))
+        yield row
 
 
 def unconverted_note(count: int) -> str | None:
@@ -73,9 +80,40 @@ def unconverted_of_customer(store: Store, shop_id: str, key: str) -> int:
         return unconverted_orders(conn, shop_id, key).get(shop_id, 0)
 
 
-def explain(snap: Snapshot, key: str, unconverted: int = 0) -> str:
+def _number(value: float | None, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def explain_predictions(details: dict) -> list[str]:
+    """The `explain` lines of a customer's predictions and the numbers behind them
+    (`connector.services.predicting.customer_details`)."""
+    d = details
+    if d["status"] != "ok":
+        return [f"predictions     {d['status']}: {d['reason']} (every predicted field empty)"]
+    lines = [f"predictions     ok (shop fit of {d['fitted_on']})"]
+    i = d["inputs"]
+    if i is not None:
+        m = "-" if i["m"] is None else f"{i['m']:.2f}"
+        lines.append(f"inputs          x = {i['x']} repeat dates, t_x = {i['t_x']:.2f} weeks, T = {i['T']:.2f} weeks, "
+                     f"m = {m}")
+    bg, gg = d["bgnbd"], d["gamma_gamma"]
+    lines += [
+        f"BG/NBD          r = {bg['r']:.4g}, alpha = {bg['alpha']:.4g} weeks, a = {bg['a']:.4g}, b = {bg['b']:.4g}",
+        f"Gamma-Gamma     p = {gg['p']:.4g}, q = {gg['q']:.4g}, v = {gg['v']:.4g}",
+        f"p_alive         {_number(d['p_alive'], 6)}",
+        f"churn_risk      {_number(d['churn_risk'], 6)}   (P(no order in the next 90 days), band "
+        f"{d['churn_band'] or '-'})",
+        f"expected orders {_number(d['expected_orders_90d'])} in 90 days, {_number(d['expected_orders_365d'])} in 365 days",
+        f"predicted CLV   {_number(d['predicted_clv_365d'], 2)}   (365 days x expected order value, undiscounted)",
+        f"next order date {d['next_order_date'] or '-'}",
+    ]
+    return lines
+
+
+def explain(snap: Snapshot, key: str, unconverted: int = 0, predicted: dict | None = None) -> str:
     """A customer's stages and the numbers behind them, as `stagesync explain` prints them;
-    `unconverted`: the customer's orders whose amount no exchange rate converted."""
+    `unconverted`: the customer's orders whose amount no exchange rate converted; with `predicted`
+    (`predicting.customer_details`), their predictions too."""
     e = snap.evaluations[key]
     f = e.figures
     bands = snap.shop.bands
@@ -101,4 +139,6 @@ def explain(snap: Snapshot, key: str, unconverted: int = 0) -> str:
     note = unconverted_note(unconverted)
     if note:
         lines.append(f"unconverted     {note}")
+    if predicted is not None:
+        lines += ["", *explain_predictions(predicted)]
     return "\n".join(lines)

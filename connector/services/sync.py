@@ -27,7 +27,8 @@ from connector.storage import outbox
 from connector.config import DestinationSettings, Settings, ShopSettings
 from connector.errors import DestinationError, OutcomeUnknownError, RetriableDestinationError, scrub
 from connector.domain.ports import ContactUpdate, Destination, ItemFailure, StageChange
-from connector.services.properties import desired_properties, identity
+from connector.services.properties import PREDICTED_FIELDS, desired_properties, identity
+from connector.storage.predictions import stored_predictions
 from connector.storage.spellings import last_spellings
 from connector.storage.store import Store
 from connector.storage.values import from_micros
@@ -179,12 +180,14 @@ class SyncWorker:
         watermarks: list[tuple[outbox.Item, dict, int]] = []
         with self.store.transaction() as conn:
             states = self.store.load_states_for(conn, shop.id, keys)
+            predicted = (stored_predictions(conn, shop.id, keys)
+                         if set(dest.properties.values()) & set(PREDICTED_FIELDS) else {})
             acks = outbox.acknowledged(conn, shop.id, dest.name, keys)
             changes = outbox.changes_after(conn, shop.id, {k: acks[k].last_change_id if k in acks else 0 for k in keys})
             spellings = last_spellings(conn, shop.id, keys)
             for item in items:
                 state, ack = states.get(item.customer_key), acks.get(item.customer_key)
-                properties = desired_properties(state, shop, dest)
+                properties = desired_properties(state, shop, dest, predicted.get(item.customer_key))
                 email = identity(item.customer_key)[0] and spellings.get(item.customer_key, item.customer_key)
                 kept = properties if email in (None, item.customer_key) else {**properties, SPELLING_MARK: email}
                 last_change_id = ack.last_change_id if ack else 0

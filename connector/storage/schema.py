@@ -11,7 +11,7 @@ The schema is versioned by Alembic (`connector/storage/migrations`); a change he
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger, Boolean, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint,
+    BigInteger, Boolean, Column, Float, Index, Integer, MetaData, String, Table, Text, UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -166,4 +166,33 @@ sync_cursors = Table(
     Column("kind", String(16), primary_key=True),  # backfill | poll
     Column("cursor", Text),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+# The `predicted` model's fit of each shop, from its last recompute (connector.services.predicting):
+# the day it was fitted at (d_now), its status and reason, and the BG/NBD and Gamma-Gamma parameters
+# (NULL unless the status is `ok`).
+shop_predictions = Table(
+    "shop_predictions", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("d_now", String(10), nullable=False),  # YYYY-MM-DD
+    Column("computed_at", BigInteger, nullable=False),
+    Column("status", String(24), nullable=False),  # ok | insufficient_data
+    Column("reason", Text),
+    Column("customers", Integer, nullable=False),
+    *(Column(name, Float) for name in ("r", "alpha", "a", "b", "p", "q", "v")),
+)
+
+# Each customer's predicted fields as a destination is sent them (p_alive, churn_risk, the expected
+# orders and the CLV rounded to 2 decimals), from the shop's last fit; no row: every field null.
+customer_predictions = Table(
+    "customer_predictions", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("customer_key", String(320), primary_key=True),
+    Column("p_alive", Float, nullable=False),
+    Column("churn_risk", Float, nullable=False),
+    Column("churn_band", String(8), nullable=False),
+    Column("expected_orders_90d", Float, nullable=False),
+    Column("expected_orders_365d", Float, nullable=False),
+    Column("predicted_clv_365d", Float, nullable=False),
+    Column("next_order_date", String(10)),  # YYYY-MM-DD, NULL beyond 365 days
 )

@@ -32,7 +32,7 @@ from connector.domain.stages import MODELS, RFM_STAGES
 from connector.errors import UnknownShopError, mask
 from connector.services.customer_view import customer_view
 from connector.services.evaluation import Snapshot, snapshot
-from connector.services.reports import stage_counts, unconverted_note
+from connector.services.reports import iso, stage_counts, unconverted_note
 from connector.storage import outbox
 from connector.storage.currency import unconverted_orders
 from connector.storage.outbox import QueueLevel, queue_levels
@@ -255,6 +255,7 @@ def shop_dashboard(shop_id: str):
     store = get_store()
     snap = snapshot(store, shop, now)
     counts = stage_counts(snap)
+    predictions = _predictions(store, shop, now)
     revenue = revenue_by_stage(snap)
     total_revenue = sum(revenue.values(), ZERO)
     with store.read() as conn:
@@ -278,6 +279,64 @@ def shop_dashboard(shop_id: str):
         destinations=destinations, letters=letters[:DEAD_LETTERS_SHOWN], letters_total=len(letters),
         replayed=request.args.get("replayed", type=int), pinned=bool(request.args.get("at")),
         csrf=session.get("csrf", ""), unconverted=unconverted_note(unconverted),
+        predictions=predictions, churn_bands=predictions.churn_bands(),
+        value_at_risk=_value_at_risk(snap, predictions, shop), list_url=_list_url,
+    )
+
+
+def _predictions(store, shop: ShopSettings, now: datetime):
+    """The shop's predictions at `now`, read-only (`?at=` replays a fit at that instant)."""
+    from connector.services.predicting import predictions_at  # numpy: not on the webhook path's imports
+
+    return predictions_at(store, shop, now, replay=bool(request.args.get("at")))
+
+
+def _value_at_risk(snap: Snapshot, predictions, shop: ShopSettings) -> str:
+    from connector.services.winback import value_at_risk
+
+    value = value_at_risk(snap, predictions)
+    return "-" if value is None else money_text(Decimal(f"{value:.2f}"), shop.currency)
+
+
+def _list_url(shop_id: str, model: str, value: str, **extra) -> str:
+    """The win-back list of one stage, phase or churn band, at the page's pinned instant if any."""
+    pinned = {"at": request.args["at"]} if request.args.get("at") else {}
+    return url_for("dashboard.customer_list", shop_id=shop_id, model=model, value=value, **pinned, **extra)
+
+
+LIST_PAGE_SIZE = 50
+
+
+@blueprint.get("/dashboard/<shop_id>/customers")
+def customer_list(shop_id: str):
+    """The win-back list: one stage's (or phase's, or churn band's) customers, most valuable first,
+    a page at a time; `format=csv` downloads every row."""
+    from connector.services.winback import csv_text, list_rows, selection
+
+    shop = _shop(shop_id)
+    now = _now()
+    chosen = selection(request.args.get("model"), request.args.get("value"))
+    if chosen is None:
+        abort(400, description="model and value must name a stage (rfm), a phase (phases) or a churn band "
+                               "(churn_band: low, medium, high)")
+    model, value = chosen
+    store = get_store()
+    snap = snapshot(store, shop, now)
+    predictions = _predictions(store, shop, now)
+    rows = list_rows(snap, predictions, model, value)
+    if request.args.get("format") == "csv":
+        name = f"{shop.id}-{model}-{value}-{now.strftime('%Y%m%d')}.csv"
+        return current_app.response_class(csv_text(rows), mimetype="text/csv", headers={
+            "Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    pages = max(1, -(-len(rows) // LIST_PAGE_SIZE))
+    page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
+    shown = rows[(page - 1) * LIST_PAGE_SIZE:page * LIST_PAGE_SIZE]
+    pinned = {"at": request.args["at"]} if request.args.get("at") else {}
+    return render_template(
+        "dashboard/list.html", shop=shop, model=model, value=value, rows=shown, total=len(rows), page=page,
+        pages=pages, first=(page - 1) * LIST_PAGE_SIZE + 1, list_url=_list_url, pinned=pinned,
+        at=iso(now), at_text=now.strftime("%Y-%m-%d %H:%M:%S UTC"), predictions=predictions,
+        label=shop.label(value) if model != "churn_band" else f"{value} churn risk",
     )
 
 
@@ -292,7 +351,7 @@ def customer(shop_id: str):
 
     shop = _shop(shop_id)
     query = request.args.get("q", "").strip()
-    view = customer_view(get_store(), shop, query, _now()) if query else None
+    view = customer_view(get_store(), shop, query, _now(), replay=bool(request.args.get("at"))) if query else None
     page = render_template("dashboard/customer.html", shop=shop, query=query, view=view)
     return page, (200 if view is not None or not query else 404)
 
