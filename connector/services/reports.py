@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Callable, Iterator
 
 from connector.services.evaluation import Snapshot
-from connector.domain.stages import PHASES, RFM_STAGES, Evaluation, day, money
+from connector.domain.stages import PHASES, RFM_STAGES, Evaluation, day, fields, money
 from connector.storage.currency import unconverted_orders
 from connector.storage.store import Store
 
@@ -41,18 +41,11 @@ def stage_table(counts: dict) -> str:
 
 
 def export_row(key: str, evaluation: Evaluation) -> dict:
-    f = evaluation.figures
-    return {
-        "email": key if "@" in key else "",
-        "rfm": evaluation.rfm,
-        "phases": evaluation.phases,
-        "orders_365d": f.orders_365d,
-        "orders_total": f.orders_total,
-        "aov_365d": money(f.aov_365d),
-        "total_spent": money(f.total_spent),
-        "first_order_date": day(f.first_at),
-        "last_order_date": day(f.last_at),
-    }
+    """The export columns: the customer's email, then the fields a destination can write (without
+    `rfm_since`, which the export does not carry), in the same order."""
+    written = fields(evaluation)
+    del written["rfm_since"]
+    return {"email": key if "@" in key else "", **written}
 
 
 def export_rows(snap: Snapshot, predicted: Callable[[str], dict] | None = None) -> Iterator[dict]:
