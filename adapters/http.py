@@ -11,6 +11,7 @@ adapter in `adapters/destinations/` adds only its vendor's shapes.
 
 from __future__ import annotations
 
+import random
 import time
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -184,6 +185,25 @@ def send(http: requests.Session, method: str, url: str, *, destination: str, sec
 
 # --- retries ------------------------------------------------------------------------------------
 
+class JitteredBackoff(wait_base):
+    """`initial` x 2^(retry - 1) plus up to one second of jitter, capped at `max_wait` (the shape of
+    tenacity's wait_exponential_jitter, whose `initial=` keyword tenacity 9 deprecates; ours keeps
+    the same waits on every tenacity release pyproject.toml allows)."""
+
+    def __init__(self, initial: float = 1.0, max_wait: float = 60.0, jitter: float = 1.0):
+        self.initial = initial
+        self.max_wait = max_wait
+        self.jitter = jitter
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exponent = max(retry_state.attempt_number - 1, 0)
+        try:
+            delay = self.initial * 2 ** exponent + random.uniform(0, self.jitter)
+        except OverflowError:
+            return self.max_wait
+        return max(0.0, min(delay, self.max_wait))
+
+
 class AtLeastRetryAfter(wait_base):
     """Wait as `backoff` says, but never less than the `retry_after` the vendor asked for
     (the error's `retry_after`; used for destinations and platform APIs alike)."""
@@ -215,7 +235,7 @@ def with_retries(fn: Callable[[], T], *, attempts: int = 3, max_wait: float = 30
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(RetriableDestinationError),
         stop=tenacity.stop_after_attempt(attempts) | RetryAfterExceeds(max_wait),
-        wait=AtLeastRetryAfter(tenacity.wait_exponential_jitter(initial=initial, max=max_wait)),
+        wait=AtLeastRetryAfter(JitteredBackoff(initial, max_wait)),
         sleep=sleep,
         reraise=True,
     )

@@ -29,7 +29,7 @@ from urllib.parse import urlsplit
 import requests
 import tenacity
 
-from adapters.http import AtLeastRetryAfter, RetryAfterExceeds, make_session, retry_after_seconds, vendor_message
+from adapters.http import AtLeastRetryAfter, JitteredBackoff, RetryAfterExceeds, make_session, retry_after_seconds, vendor_message
 from adapters.registry import PLATFORM_APIS
 from connector.config import ShopSettings
 from connector.errors import (
@@ -138,7 +138,7 @@ class PlatformHttp:
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(RetriablePlatformError),
             stop=tenacity.stop_after_attempt(attempts or self.attempts) | RetryAfterExceeds(self.max_wait),
-            wait=AtLeastRetryAfter(tenacity.wait_exponential_jitter(initial=1, max=60)),
+            wait=AtLeastRetryAfter(JitteredBackoff(1.0, 60.0)),
             sleep=self.sleep,
             before_sleep=note,
             reraise=True,

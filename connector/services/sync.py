@@ -301,6 +301,8 @@ class SyncWorker:
         """One vendor call within the account's rate limit, retried at once on transient failures."""
         import tenacity
 
+        from adapters.http import JitteredBackoff
+
         rate = dest.rate_per_minute or destination.default_rate_per_minute
         spacing = int(60_000_000 / rate)
 
@@ -322,8 +324,7 @@ class SyncWorker:
             return result
 
         def wait_for(state: tenacity.RetryCallState) -> float:
-            backoff = tenacity.wait_exponential_jitter(initial=self.retry_initial_seconds,
-                                                       max=IMMEDIATE_MAX_WAIT_SECONDS)(state)
+            backoff = JitteredBackoff(self.retry_initial_seconds, IMMEDIATE_MAX_WAIT_SECONDS)(state)
             error = state.outcome.exception() if state.outcome else None
             return max(backoff, getattr(error, "retry_after", None) or 0)
 
