@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.pool import NullPool
 
 from connector.errors import StorageUnavailableError
 from connector.storage import statements
@@ -59,6 +60,35 @@ def _where(url: str) -> str:
     if parsed.get_backend_name() == "sqlite":
         return f"sqlite {parsed.database or ':memory:'}"
     return f"postgresql {parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
+
+
+def reachability_problem(url: str) -> str | None:
+    """Why this database cannot be used, in one line, or None: a SQLite file's folder must exist and
+    be writable (nothing is created); PostgreSQL must accept a connection within CONNECT_TIMEOUT_S.
+    For `check-config`, which validates without changing anything."""
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"{mask_url(url)!r} is not a database URL"
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return None
+        folder = Path(parsed.database).resolve().parent
+        if not folder.is_dir():
+            return f"the folder of the SQLite file {parsed.database!r} does not exist: {folder}"
+        if not os.access(folder, os.W_OK):
+            return f"the folder of the SQLite file {parsed.database!r} is not writable by this user: {folder}"
+        return None
+    engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except DBAPIError as exc:
+        return f"cannot connect to {_where(url)}: {reason(exc)}"
+    finally:
+        engine.dispose()
+    return None
 
 
 class Database:
