@@ -29,12 +29,6 @@ def identity_key(shop: ShopSettings, identity: str | None) -> str | None:
     return customer_key(normalise_email(identity), normalise_phone(identity, shop.country))
 
 
-def customer_view(store: Store, shop: ShopSettings, identity: str, now: datetime, replay: bool = False) -> dict | None:
-    """The view of the customer an email or phone names (without a ref: `find_customer` adds it)."""
-    key = identity_key(shop, identity)
-    return None if key is None else view_of_key(store, shop, key, now, replay)
-
-
 def contact_key(shop: ShopSettings, email: str | None, phone: str | None) -> str | None:
     """The customer key of an email (else a phone number), each read only as what it says it is."""
     return customer_key(normalise_email(email), normalise_phone(phone, shop.country))
