@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Sequence
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, delete, select
 
 from connector.storage.schema import data_requests, deliveries, sync_cursors
 from connector.storage.values import to_micros
@@ -33,6 +33,12 @@ class IntakeQueries:
         with self.read() as conn:
             return conn.execute(select(deliveries.c.delivery_id).where(
                 deliveries.c.shop_id == shop_id, deliveries.c.delivery_id == delivery_id)).first() is not None
+
+    def prune_deliveries(self, conn: Connection, shop_id: str, before: datetime) -> int:
+        """Forget the shop's delivery ids received before `before` (past every platform's retry
+        window, connector.services.evaluation.DELIVERY_RETENTION); return how many."""
+        return conn.execute(delete(deliveries).where(
+            deliveries.c.shop_id == shop_id, deliveries.c.received_at < to_micros(before))).rowcount
 
     def record_data_request(self, conn: Connection, shop_id: str, key: str, request_id: str | None, now: datetime) -> None:
         conn.execute(data_requests.insert().values(
