@@ -178,7 +178,7 @@ def test_redacting_a_customer_removes_orders_state_and_history(store, shop):
         store.upsert_orders(conn, [order("1"), order("2", email="bob@example.com")])
     evaluation.recompute(store, shop, NOW)
     with store.transaction() as conn:
-        store.redact_customer(conn, "acme", "jane@example.com", ["1"])
+        assert store.redact_customer(conn, "acme", ["jane@example.com"], ["1"]) == {"jane@example.com"}
     assert count(store, orders) == 1 and count(store, customers) == 1
     assert count(store, stage_changes, customer_key="jane@example.com") == 0
     with store.transaction() as conn:
