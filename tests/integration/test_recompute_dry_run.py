@@ -93,3 +93,23 @@ def test_recompute_refuses_at_and_points_at_the_read_only_commands(database_url,
     err = capsys.readouterr().err
     assert err.startswith("stagesync: recompute has no --at") and "stages --at" in err and "Traceback" not in err
     assert dump(store) == before
+
+
+def test_at_only_reads_in_every_command_and_on_the_dashboard(database_url, store, shop, tmp_path, capsys):
+    from connector import config
+    from connector.web.app import create_app
+
+    with store.transaction() as conn:
+        store.upsert_orders(conn, [order("1", "jane@example.com", NOW - timedelta(days=3)),
+                                   order("2", "bob@example.com", NOW - timedelta(days=200))])
+    evaluation.recompute(store, shop, NOW)
+    before = dump(store)
+    path = write_config(tmp_path, database_url)
+    for command in (["stages", "--json"], ["explain", "jane@example.com"], ["export"], ["predict", "--json"]):
+        assert main(["--config", path, command[0], "--shop", "acme", *command[1:], "--at", "2027-03-01"]) == 0
+    settings = config.parse(SHOP_TOML.format(database_url=database_url), env={})
+    client = create_app(settings, store=store, clock=lambda: NOW).test_client()
+    bearer = {"Authorization": "Bearer test-admin-token"}
+    assert client.get("/dashboard/acme?at=2027-03-01", headers=bearer).status_code == 200
+    capsys.readouterr()
+    assert dump(store) == before
