@@ -48,7 +48,9 @@ ANALYZE_AFTER_WRITES = 1_000  # a recompute that writes this many states refresh
 # (https://shopify.dev/changelog/updates-to-webhook-retry-mechanism; 48 hours before 2024-09);
 # BigCommerce retries for up to 48 hours (https://developer.bigcommerce.com/docs/integrations/webhooks,
 # 'Callback retry mechanism'); WooCommerce does not retry on a schedule, it disables a webhook after
-# consecutive failures (https://woocommerce.com/document/webhooks/); a Standard Webhooks sender
+# 5 consecutive failures (WC_Webhook::failed_delivery, `woocommerce_max_webhook_delivery_failures`,
+# https://github.com/woocommerce/woocommerce/blob/trunk/plugins/woocommerce/includes/class-wc-webhook.php);
+# a Standard Webhooks sender
 # retries on its own schedule, Svix's reference one over about 28 hours (https://docs.svix.com/retries,
 # https://www.standardwebhooks.com/). A week covers them all with room for a platform's manual resend.
 DELIVERY_RETENTION = timedelta(days=7)
