@@ -40,7 +40,8 @@ def export_request(store: Store, shop: ShopSettings, request_row: int, now: date
                             "lists them)")
         row = rows[0]
         keys = {key for key in (row.customer_key, row.email, row.phone) if key}
-        keys |= store.keys_of_orders(conn, shop.id, row.customer_id, row.orders_requested)
+        keys |= {key for key in store.orders_named(conn, shop.id, (), row.customer_id, row.orders_requested).values()
+                 if key}
     views = [customer_view(store, shop, key, now) for key in sorted(keys)]
     return {"shop": shop.id, "at": iso(now), "request": _request(row),
             "customers": [view for view in views if view is not None]}

@@ -54,17 +54,7 @@ class CustomerQueries:
         worker clears the properties it wrote and then forgets them too.
         """
         keys = {key for key in identities if key}
-        found: dict[str, str | None] = {}
-        named = [orders.c.customer_key.in_(sorted(keys))] if keys else []
-        if customer_id:
-            named.append(orders.c.customer_id == customer_id)
-        if named:
-            found.update((row.order_id, row.customer_key) for row in conn.execute(
-                select(orders.c.order_id, orders.c.customer_key).where(orders.c.shop_id == shop_id, or_(*named))))
-        for chunk in chunks(sorted(set(order_ids)), 500):
-            found.update((row.order_id, row.customer_key) for row in conn.execute(
-                select(orders.c.order_id, orders.c.customer_key).where(orders.c.shop_id == shop_id,
-                                                                       orders.c.order_id.in_(chunk))))
+        found = self.orders_named(conn, shop_id, keys, customer_id, order_ids)
         for chunk in chunks(sorted(found), 500):
             conn.execute(delete(refunds).where(refunds.c.shop_id == shop_id, refunds.c.order_id.in_(chunk)))
             conn.execute(delete(orders).where(orders.c.shop_id == shop_id, orders.c.order_id.in_(chunk)))
@@ -144,17 +134,20 @@ class CustomerQueries:
         """(micros from first to last window order, window orders) of each customer with 2 or more."""
         return [tuple(row) for row in conn.execute(self.sql.returning_spans, window_params(shop_id, now))]
 
-    def keys_of_orders(self, conn: Connection, shop_id: str, customer_id: str | None = None,
-                       order_ids: Sequence[str] = ()) -> set[str]:
-        """The customer keys of the orders that carry the platform's `customer_id` or are listed."""
-        keys: set[str] = set()
+    def orders_named(self, conn: Connection, shop_id: str, keys: Iterable[str] = (), customer_id: str | None = None,
+                     order_ids: Sequence[str] = ()) -> dict[str, str | None]:
+        """order_id -> customer key of the orders keyed by one of `keys`, carrying the platform's
+        `customer_id`, or listed in `order_ids`: every order a privacy request names."""
+        found: dict[str, str | None] = {}
+        named = [orders.c.customer_key.in_(sorted(keys))] if keys else []
         if customer_id:
-            keys.update(conn.execute(select(orders.c.customer_key).where(
-                orders.c.shop_id == shop_id, orders.c.customer_id == customer_id)).scalars())
-        for chunk in chunks(sorted(set(order_ids)), 500):
-            keys.update(conn.execute(select(orders.c.customer_key).where(
-                orders.c.shop_id == shop_id, orders.c.order_id.in_(chunk))).scalars())
-        return {key for key in keys if key}
+            named.append(orders.c.customer_id == customer_id)
+        wanted = [or_(*named)] if named else []
+        wanted += [orders.c.order_id.in_(chunk) for chunk in chunks(sorted(set(order_ids)), 500)]
+        for condition in wanted:
+            found.update((row.order_id, row.customer_key) for row in conn.execute(
+                select(orders.c.order_id, orders.c.customer_key).where(orders.c.shop_id == shop_id, condition)))
+        return found
 
     def known_customer(self, conn: Connection, shop_id: str, key: str) -> bool:
         return conn.execute(select(customers.c.customer_key).where(

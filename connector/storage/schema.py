@@ -110,7 +110,6 @@ Index("ix_deliveries_received", deliveries.c.shop_id, deliveries.c.received_at) 
 
 # Every privacy data request received, with the identities it names (any may be NULL): the store
 # owner lists them and exports the customer's data (`stagesync requests`).
-
 data_requests = Table(
     "data_requests", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
