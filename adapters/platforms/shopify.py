@@ -316,19 +316,22 @@ def _customer_redact(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound
     customer = data.child("customer")
     email, phone = _identity(customer, shop)
     order_ids = data.idents("orders_to_redact")
-    extra = {"customer_id": customer.ident("id", required=False)}
-    if not (email or phone or order_ids):
-        return replace(base, extra=extra, ignored_reason="redaction names no email, phone or order")
-    return replace(base, actions=(RedactCustomer(email=email, phone=phone, order_ids=order_ids),), extra=extra)
+    customer_id = customer.ident("id", required=False)
+    extra = {"customer_id": customer_id}
+    if not (email or phone or order_ids or customer_id):
+        return replace(base, extra=extra, ignored_reason="redaction names no email, phone, customer or order")
+    return replace(base, actions=(RedactCustomer(email=email, phone=phone, order_ids=order_ids,
+                                                 customer_id=customer_id),), extra=extra)
 
 
 def _data_request(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
     customer = data.child("customer")
     email, phone = _identity(customer, shop)
+    customer_id, orders_requested = customer.ident("id", required=False), data.idents("orders_requested")
     request = RecordDataRequest(email=email, phone=phone,
-                                request_id=data.child("data_request").ident("id", required=False))
-    return replace(base, actions=(request,), extra={"customer_id": customer.ident("id", required=False),
-                                                    "orders_requested": data.idents("orders_requested")})
+                                request_id=data.child("data_request").ident("id", required=False),
+                                customer_id=customer_id, orders_requested=orders_requested)
+    return replace(base, actions=(request,), extra={"customer_id": customer_id, "orders_requested": orders_requested})
 
 
 def _shop_redact(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:

@@ -106,15 +106,23 @@ deliveries = Table(
     Column("topic", String(64), nullable=False),
     Column("received_at", BigInteger, nullable=False),
 )
+Index("ix_deliveries_received", deliveries.c.shop_id, deliveries.c.received_at)  # pruned by age
 
+# Every privacy data request received, with the identities it names (any may be NULL): the store
+# owner lists them and exports the customer's data (`stagesync requests`).
 data_requests = Table(
     "data_requests", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("shop_id", String(64), nullable=False),
-    Column("customer_key", String(320), nullable=False),
-    Column("request_id", String(128)),
+    Column("customer_key", String(320)),  # normalised email, else E.164 phone, else NULL
+    Column("request_id", String(128)),  # the platform's id of the request
     Column("received_at", BigInteger, nullable=False),
+    Column("email", String(320)),
+    Column("phone", String(32)),
+    Column("customer_id", String(128)),  # the platform's customer id
+    Column("orders_requested", Text),  # JSON array of order ids
 )
+Index("ix_data_requests_shop", data_requests.c.shop_id, data_requests.c.received_at)
 
 # One row per (shop, destination, customer) whose contact must be brought up to date: a dirty
 # flag, so later changes coalesce with earlier unsent ones. What is sent is computed when sent.

@@ -34,6 +34,7 @@ from connector.storage.currency import unconverted_orders
 from connector.storage.outbox import QueueLevel, queue_levels
 from connector.storage.states import stage_movements
 from connector.web import access
+from connector.web import data_requests_card
 from connector.web.context import get_store
 
 MOVEMENT_WINDOW = timedelta(weeks=8)
@@ -245,6 +246,7 @@ def shop_dashboard(shop_id: str):
         csrf=session.get("csrf", ""), unconverted=unconverted_note(unconverted),
         predictions=predictions, churn_bands=predictions.churn_bands(),
         value_at_risk=_value_at_risk(snap, predictions, shop), list_url=_list_url,
+        data_requests=data_requests_card.requests_card(shop),
     )
 
 
@@ -352,6 +354,7 @@ def replay(shop_id: str):
 
 
 blueprint.add_app_template_filter(mask, "mask")
+data_requests_card.register(blueprint, _shop)
 
 
 @blueprint.app_template_filter("amount")
