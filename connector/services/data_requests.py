@@ -9,7 +9,7 @@ from datetime import datetime
 
 from connector.config import ShopSettings
 from connector.errors import UserError
-from connector.services.customer_view import customer_view
+from connector.services.customer_view import identity_key, view_of_key
 from connector.services.reports import iso
 from connector.storage.intake import count_data_requests, shop_data_requests
 from connector.storage.store import Store
@@ -42,6 +42,7 @@ def export_request(store: Store, shop: ShopSettings, request_row: int, now: date
         keys = {key for key in (row.customer_key, row.email, row.phone) if key}
         keys |= {key for key in store.orders_named(conn, shop.id, (), row.customer_id, row.orders_requested).values()
                  if key}
-    views = [customer_view(store, shop, key, now) for key in sorted(keys)]
+    keys = {identity_key(shop, key) for key in keys} - {None}
+    views = [view_of_key(store, shop, key, now) for key in sorted(keys)]
     return {"shop": shop.id, "at": iso(now), "request": _request(row),
             "customers": [view for view in views if view is not None]}
