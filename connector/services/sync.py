@@ -51,6 +51,22 @@ POLL_SECONDS = 1.0
 
 
 @dataclass
+class DestinationRun:
+    """What one destination of one shop did in a run: contacts written, refused for good, to retry,
+    and the last failure's message (masked)."""
+
+    sent: int = 0
+    refused: int = 0
+    retried: int = 0
+    last_error: str | None = None
+
+    @property
+    def refused_all(self) -> bool:
+        """It refused every contact it was sent (a wrong key, a revoked account)."""
+        return self.refused > 0 and self.sent == 0
+
+
+@dataclass
 class SyncStats:
     claimed: int = 0
     sent: int = 0  # contacts written
@@ -59,10 +75,16 @@ class SyncStats:
     retried: int = 0
     dead: int = 0
     requests: int = 0
+    destinations: dict[tuple[str, str], DestinationRun] = field(default_factory=dict)  # (shop, destination) ->
 
     def add(self, other: "SyncStats") -> None:
         for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+            if name != "destinations":
+                setattr(self, name, getattr(self, name) + getattr(other, name))
+        for key, run in other.destinations.items():
+            mine = self.destinations.setdefault(key, DestinationRun())
+            mine.sent, mine.refused, mine.retried = mine.sent + run.sent, mine.refused + run.refused, mine.retried + run.retried
+            mine.last_error = run.last_error or mine.last_error
 
 
 @dataclass
@@ -110,6 +132,9 @@ class SyncWorker:
             metrics = worker_metrics()
         self.metrics = metrics
         self._destinations: dict[tuple[str, str], Destination] = {}
+        # (shop, destination) -> the refusal last logged: the same one again is not logged again until
+        # the destination accepts a contact (a wrong key: one line, not one per contact or batch)
+        self._refusal_logged: dict[tuple[str, str], str] = {}
 
     # --- loops ---------------------------------------------------------------------------------
 
@@ -264,6 +289,8 @@ class SyncWorker:
                     unknown[index] = work[index].change_ids[n]
             stats.events += len(chunk) - len(refused)
         now = self.clock()
+        refusals: dict[tuple[int | None, str], int] = {}  # (status, message) -> contacts refused for good
+        retried_before = stats.retried
         with self.store.transaction() as conn:
             done = []
             remembered = []
@@ -290,11 +317,35 @@ class SyncWorker:
                     outbox.bury(conn, w.item, status, scrub(str(error)))
                     stats.dead += 1
                     self.metrics.dead_letter(shop.id, dest.name)
-                    log.warning("dead letter shop=%s destination=%s status=%s error=%s", shop.id, dest.name,
-                                status, scrub(str(error)))
+                    refusals[(status, scrub(str(error)))] = refusals.get((status, scrub(str(error))), 0) + 1
+            last_failure = next((failures[i] for i in sorted(failures, reverse=True)), None)
+            if last_failure is not None:
+                outbox.note_error(self.store, conn, shop.id, dest.name, getattr(last_failure, "status", None),
+                                  scrub(str(last_failure)), now)
             outbox.remember(self.store, conn, remembered, now)
             outbox.acknowledge(self.store, conn, done, now)
             stats.sent += len(done)
+        run = stats.destinations.setdefault((shop.id, dest.name), DestinationRun())
+        run.sent += len(done)
+        run.refused += sum(refusals.values())
+        run.retried += stats.retried - retried_before
+        run.last_error = scrub(str(last_failure)) if last_failure is not None else run.last_error
+        self._log_refusals(shop.id, dest.name, refusals, accepted=bool(done))
+
+    def _log_refusals(self, shop_id: str, destination: str, refusals: dict[tuple[int | None, str], int],
+                      accepted: bool) -> None:
+        """One WARNING line per distinct refusal of a batch, and none for the one last logged for this
+        destination until it accepts a contact again."""
+        key = (shop_id, destination)
+        if accepted:
+            self._refusal_logged.pop(key, None)
+        for (status, message), n in refusals.items():
+            if self._refusal_logged.get(key) == message:
+                continue
+            self._refusal_logged[key] = message
+            log.warning("dead letter(s) shop=%s destination=%s contacts=%s status=%s error=%s (the same refusal "
+                        "is not logged again until the destination accepts a contact)", shop_id, destination, n,
+                        status, message)
 
     def _call(self, shop: ShopSettings, dest: DestinationSettings, destination: Destination, cost: int,
               call: Callable[[], list], stats: SyncStats) -> list:

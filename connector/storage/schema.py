@@ -150,6 +150,17 @@ synced = Table(
     Column("synced_at", BigInteger, nullable=False),
 )
 
+# Each destination's last failed request (connector.services.sync): the vendor's status and message
+# (emails and keys masked) and when; shown by the dashboard and `deadletters` next to the last success.
+destination_errors = Table(
+    "destination_errors", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("destination", String(64), primary_key=True),
+    Column("status", Integer),
+    Column("error", Text, nullable=False),
+    Column("at", BigInteger, nullable=False),
+)
+
 # Cross-process rate limiting: requests to one destination account are spaced at least
 # 60 / rate_per_minute seconds apart by reserving the next free slot atomically.
 rate_slots = Table(

@@ -1,5 +1,5 @@
 """intake health: rejected webhook deliveries, the last accepted delivery per topic, orders first
-brought by poll or backfill
+brought by poll or backfill; each destination's last error
 
 Revision ID: 0009
 Revises: 0008
@@ -37,9 +37,18 @@ def upgrade() -> None:
         sa.Column("arrived_at", sa.BigInteger, nullable=False),
         sa.Column("placed_at", sa.BigInteger, nullable=False),
     )
+    op.create_table(
+        "destination_errors",
+        sa.Column("shop_id", sa.String(64), primary_key=True),
+        sa.Column("destination", sa.String(64), primary_key=True),
+        sa.Column("status", sa.Integer),
+        sa.Column("error", sa.Text, nullable=False),
+        sa.Column("at", sa.BigInteger, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("destination_errors")
     op.drop_table("order_arrivals")
     op.drop_table("webhook_topics")
     op.drop_table("webhook_rejections")
