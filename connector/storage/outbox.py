@@ -232,11 +232,16 @@ class QueueLevel:
     last_success: datetime | None = None
     last_error: str | None = None  # the last failed request's status and message (`note_error`)
     last_error_at: datetime | None = None
+    last_error_status: int | None = None
 
     @property
     def failing(self) -> bool:
-        """The last request failed and nothing was acknowledged since: a person should look."""
-        return self.last_error_at is not None and (self.last_success is None or self.last_error_at > self.last_success)
+        """The last request was refused (a 4xx other than 429: retrying will not help) and nothing was
+        acknowledged since: a person should look."""
+        refused = self.last_error_status is not None and 400 <= self.last_error_status < 500 \
+            and self.last_error_status != 429
+        return refused and self.last_error_at is not None and (
+            self.last_success is None or self.last_error_at > self.last_success)
 
 
 def queue_levels(conn: Connection, shop_id: str | None = None) -> dict[tuple[str, str], QueueLevel]:
@@ -263,5 +268,5 @@ def queue_levels(conn: Connection, shop_id: str | None = None) -> dict[tuple[str
     for row in conn.execute(errors):
         level = levels.setdefault((row.shop_id, row.destination), QueueLevel())
         level.last_error = row.error if row.status is None or str(row.status) in row.error else f"{row.status} {row.error}"
-        level.last_error_at = from_micros(row.at)
+        level.last_error_at, level.last_error_status = from_micros(row.at), row.status
     return levels
