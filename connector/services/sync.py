@@ -28,6 +28,7 @@ from connector.config import DestinationSettings, Settings, ShopSettings
 from connector.errors import DestinationError, OutcomeUnknownError, RetriableDestinationError, scrub
 from connector.domain.ports import ContactUpdate, Destination, ItemFailure, StageChange
 from connector.services.properties import PREDICTED_FIELDS, desired_properties, identity
+from connector.services.sync_stats import DestinationRun, SyncStats
 from connector.storage.predictions import stored_predictions
 from connector.storage.spellings import last_spellings
 from connector.storage.store import Store
@@ -48,43 +49,6 @@ SPELLING_MARK = "@email"
 SKIPPED_MARK = "@skipped"
 EVENT_MAX_AGE = timedelta(days=7)  # older stage changes are written as properties, sent as no event
 POLL_SECONDS = 1.0
-
-
-@dataclass
-class DestinationRun:
-    """What one destination of one shop did in a run: contacts written, refused for good, to retry,
-    and the last failure's message (masked)."""
-
-    sent: int = 0
-    refused: int = 0
-    retried: int = 0
-    last_error: str | None = None
-
-    @property
-    def refused_all(self) -> bool:
-        """It refused every contact it was sent (a wrong key, a revoked account)."""
-        return self.refused > 0 and self.sent == 0
-
-
-@dataclass
-class SyncStats:
-    claimed: int = 0
-    sent: int = 0  # contacts written
-    skipped: int = 0  # already as desired
-    events: int = 0
-    retried: int = 0
-    dead: int = 0
-    requests: int = 0
-    destinations: dict[tuple[str, str], DestinationRun] = field(default_factory=dict)  # (shop, destination) ->
-
-    def add(self, other: "SyncStats") -> None:
-        for name in self.__dataclass_fields__:
-            if name != "destinations":
-                setattr(self, name, getattr(self, name) + getattr(other, name))
-        for key, run in other.destinations.items():
-            mine = self.destinations.setdefault(key, DestinationRun())
-            mine.sent, mine.refused, mine.retried = mine.sent + run.sent, mine.refused + run.refused, mine.retried + run.retried
-            mine.last_error = run.last_error or mine.last_error
 
 
 @dataclass

@@ -50,7 +50,8 @@ def add_rejection(store: Database, conn: Connection, shop_id: str, reason: str, 
             webhook_rejections.c.minute < to_micros(keep_since)))
 
 
-def rejections(conn: Connection, start: datetime, end: datetime, shop_id: str | None = None) -> dict[tuple[str, str], int]:
+def rejections(conn: Connection, start: datetime, end: datetime,
+               shop_id: str | None = None) -> dict[tuple[str, str], int]:
     """(shop_id, reason) -> deliveries refused in the minutes that began in (start, end]."""
     query = select(webhook_rejections.c.shop_id, webhook_rejections.c.reason,
                    func.sum(webhook_rejections.c.count)).where(

@@ -267,6 +267,7 @@ def queue_levels(conn: Connection, shop_id: str | None = None) -> dict[tuple[str
         errors = errors.where(destination_errors.c.shop_id == shop_id)
     for row in conn.execute(errors):
         level = levels.setdefault((row.shop_id, row.destination), QueueLevel())
-        level.last_error = row.error if row.status is None or str(row.status) in row.error else f"{row.status} {row.error}"
+        shown = row.status is None or str(row.status) in row.error  # the message names its status already
+        level.last_error = row.error if shown else f"{row.status} {row.error}"
         level.last_error_at, level.last_error_status = from_micros(row.at), row.status
     return levels

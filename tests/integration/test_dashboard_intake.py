@@ -8,16 +8,14 @@ from datetime import timedelta
 
 import pytest
 
-from connector import config
 from connector.errors import FatalDestinationError
 from connector.domain.ports import Destination
 from connector.services.intake_health import note_rejected
 from connector.services.metrics import NullMetrics
 from connector.services.sync import SyncWorker
-from connector.storage.store import Store
 from connector.web.app import create_app
 from tests.conftest import NOW
-from tests.fakes.senders import ShopifySender, shops_toml
+from tests.fakes.senders import ShopifySender
 
 BEARER = {"Authorization": "Bearer test-admin-token"}
 
@@ -32,20 +30,8 @@ class WrongKey(Destination):
 
 
 @pytest.fixture
-def settings(database_url):
-    return config.parse(shops_toml(database_url), env={})
-
-
-@pytest.fixture
-def app_store(settings):
-    store = Store.open(settings.database_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def client(settings, app_store):
-    client = create_app(settings, store=app_store, clock=lambda: NOW).test_client()
+def client(platform_shops, platform_store):
+    client = create_app(platform_shops, store=platform_store, clock=lambda: NOW).test_client()
     delivery = ShopifySender().order(1, "ann@example.com", "120.00", NOW - timedelta(days=2))
     assert client.post("/webhooks/shopify", data=delivery.body, headers=delivery.headers).status_code == 200
     return client
@@ -62,10 +48,10 @@ def test_the_intake_card_shows_the_last_webhook_per_topic_and_no_red_line_when_a
     assert re.search(r'data-rejected="bad_signature"><td>bad signature</td><td class="num ">0<', html)
 
 
-def test_refused_deliveries_put_a_red_line_on_the_intake_card(client, app_store):
+def test_refused_deliveries_put_a_red_line_on_the_intake_card(client, platform_store):
     bad = ShopifySender(secret="not-the-shops-secret").order(2, "bo@example.com", "20.00", NOW - timedelta(hours=1))
     assert client.post("/webhooks/shopify", data=bad.body, headers=bad.headers).status_code == 401
-    note_rejected(app_store, "shopify", "bad_signature", NOW - timedelta(hours=25))  # outside the 24 hours
+    note_rejected(platform_store, "shopify", "bad_signature", NOW - timedelta(hours=25))  # outside the 24 hours
     html = card(client.get("/dashboard/shopify", headers=BEARER).get_data(as_text=True))
     (line,) = re.findall(r'data-intake-problem>([^<]+)<', html)
     assert line.startswith("shopify: 1 webhook deliveries refused in the last 24 h: bad or missing signature")
@@ -73,11 +59,12 @@ def test_refused_deliveries_put_a_red_line_on_the_intake_card(client, app_store)
     assert "data-intake-ok" not in html and "bo@example.com" not in html
 
 
-def test_a_destination_refusing_everything_shows_its_last_error_in_red(client, app_store, settings):
-    SyncWorker(app_store, settings, clock=lambda: NOW, sleep=lambda s: None, destination_factory=lambda *_: WrongKey(),
-               metrics=NullMetrics(), shops={"shopify"}).drain()
+def test_a_destination_refusing_everything_shows_its_last_error_in_red(client, platform_store, platform_shops):
+    SyncWorker(platform_store, platform_shops, clock=lambda: NOW, sleep=lambda s: None,
+               destination_factory=lambda *_: WrongKey(), metrics=NullMetrics(), shops={"shopify"}).drain()
     html = client.get("/dashboard/shopify", headers=BEARER).get_data(as_text=True)
     error = re.search(r'<td class="(\w+)" data-last-error>([^<]+)', html)
     assert error.group(1) == "bad" and "401 Unauthorized: invalid API key" in error.group(2)
     (problem,) = re.findall(r'data-sync-problem="log">([^<]+)<', html)
-    assert problem == "log refuses what it is sent: omnisend: POST /api/contacts -&gt; 401 Unauthorized: invalid API key"
+    assert problem == ("log refuses what it is sent: omnisend: POST /api/contacts -&gt; 401 Unauthorized: "
+                       "invalid API key")
