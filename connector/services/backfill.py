@@ -118,6 +118,7 @@ def backfill(store: Store, shop: ShopSettings, now: datetime, *, since: datetime
         store.save_cursor(conn, shop.id, BACKFILL, dataclasses.replace(checkpoint, done=True).dump(), now)
         if store.load_cursor(conn, shop.id, POLL) is None:  # polling goes on from the backfill's start
             store.save_cursor(conn, shop.id, POLL, checkpoint.started, now)
+    prune_arrivals(store, shop.id, now)
     store.analyze("orders")
     result.recompute = recompute(store, shop, now, progress=recompute_progress)
     return result

@@ -177,11 +177,12 @@ def note_accepted(store: Store, shop: ShopSettings, topic: str | None, now: date
 
 def note_first_arrivals(store: Store, conn, shop_id: str, orders: Sequence[Order], via: str, now: datetime) -> None:
     """In a poll's or backfill's page transaction, before its orders are stored: note the recent
-    ones not stored yet as first brought by `via`, and forget notes older than a week."""
+    ones (placed in the last week) not stored yet as first brought by `via`."""
     recent = [(o.order_id, o.placed_at) for o in orders if o.placed_at > now - ARRIVALS_KEPT]
     queries.note_arrivals(store, conn, shop_id, recent, via, now)
 
 
 def prune_arrivals(store: Store, shop_id: str, now: datetime) -> None:
+    """Forget the shop's first arrivals older than a week (at the end of each poll and backfill)."""
     with store.transaction() as conn:
         queries.prune_arrivals(conn, shop_id, now - ARRIVALS_KEPT)

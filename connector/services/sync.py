@@ -278,11 +278,12 @@ class SyncWorker:
                     stats.retried += 1
                 else:
                     status = getattr(error, "status", None)
-                    outbox.bury(conn, w.item, status, scrub(str(error)))
+                    reason = (status, scrub(str(error)))
+                    outbox.bury(conn, w.item, *reason)
                     stats.dead += 1
                     self.metrics.dead_letter(shop.id, dest.name)
-                    refusals[(status, scrub(str(error)))] = refusals.get((status, scrub(str(error))), 0) + 1
-            last_failure = next((failures[i] for i in sorted(failures, reverse=True)), None)
+                    refusals[reason] = refusals.get(reason, 0) + 1
+            last_failure = failures[max(failures)] if failures else None
             if last_failure is not None:
                 outbox.note_error(self.store, conn, shop.id, dest.name, getattr(last_failure, "status", None),
                                   scrub(str(last_failure)), now)

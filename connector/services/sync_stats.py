@@ -24,6 +24,8 @@ class DestinationRun:
 
 @dataclass
 class SyncStats:
+    """A run's totals (`stagesync sync` prints them), and each destination's own run."""
+
     claimed: int = 0
     sent: int = 0  # contacts written
     skipped: int = 0  # already as desired
