@@ -14,7 +14,7 @@ from connector.services.ingest import receive
 from connector.services.intake_health import (
     MISSED_GRACE, UNKNOWN_SHOP, intake_health, note_accepted, note_rejected,
 )
-from connector.storage.schema import webhook_rejections
+from connector.storage.schema import order_arrivals, webhook_rejections
 from tests.conftest import NOW
 from tests.fakes.platforms import FakeShopify, shopify_node
 from tests.fakes.senders import ShopifySender
@@ -145,3 +145,14 @@ def test_a_refused_signature_stores_nothing_of_the_order(store):
     assert intake_health(store, "acme", NOW).last_accepted == {}
     with store.read() as conn:
         assert store.stored_orders(conn, "acme", ["1009"]) == {}
+
+
+def test_first_arrivals_are_noted_for_recent_orders_only_and_forgotten_after_a_week(store, rsps):
+    FakeShopify(rsps, [node(1001, NOW - timedelta(days=8)), node(1002, NOW - timedelta(days=1))])
+    backfill(store, SHOP, NOW, client=shopify())
+    with store.read() as conn:
+        assert conn.execute(select(order_arrivals.c.order_id)).scalars().all() == ["1002"]
+    FakeShopify(rsps, [])
+    poll(store, SHOP, NOW + timedelta(days=7, seconds=1), client=shopify())
+    with store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(order_arrivals)).scalar_one() == 0
