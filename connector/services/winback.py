@@ -15,6 +15,8 @@ from typing import Iterable
 
 from connector.domain.stages import MODELS, day, money
 from connector.services.evaluation import Snapshot
+from connector.storage.refs import refs_of
+from connector.storage.store import Store
 
 BANDS = ("low", "medium", "high")
 AT_RISK_STAGES = ("cant_lose", "at_risk", "about_to_lose")  # the rfm stages whose CLV is "at risk"
@@ -61,6 +63,12 @@ def list_rows(snap: Snapshot, predictions, model: str, value: str) -> list[ListR
     rows.sort(key=lambda r: (r.predicted_clv_365d is None, -(r.predicted_clv_365d or 0), -r.total_spent,
                              r.customer_key))
     return rows
+
+
+def row_refs(store: Store, shop_id: str, rows: Iterable[ListRow]) -> dict[str, str]:
+    """customer_key -> the opaque ref a row's link names its customer by (no email in a URL)."""
+    with store.transaction() as conn:
+        return refs_of(store, conn, shop_id, [r.customer_key for r in rows])
 
 
 def value_at_risk(snap: Snapshot, predictions) -> float | None:

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, delete, select
 
 from connector.domain.stages import CustomerFigures
 from connector.storage.schema import (
-    customer_predictions, customers, data_requests, deliveries, orders, outbox, refunds, shop_figures,
+    customer_predictions, customer_refs, customers, data_requests, deliveries, orders, outbox, refunds, shop_figures,
     shop_predictions, stage_changes, sync_cursors, synced,
 )
 from connector.storage.statements import FIGURE_COLUMNS, figures_select
@@ -52,12 +52,12 @@ class CustomerQueries:
             conn.execute(delete(refunds).where(refunds.c.shop_id == shop_id, refunds.c.order_id.in_(chunk)))
             conn.execute(delete(orders).where(orders.c.shop_id == shop_id, orders.c.order_id.in_(chunk)))
         if key is not None:
-            for table in (customers, stage_changes, data_requests, customer_predictions):
+            for table in (customers, stage_changes, data_requests, customer_predictions, customer_refs):
                 conn.execute(delete(table).where(table.c.shop_id == shop_id, table.c.customer_key == key))
 
     def redact_shop(self, conn: Connection, shop_id: str) -> None:
         for table in (orders, refunds, customers, stage_changes, shop_figures, deliveries, data_requests,
-                      outbox, synced, sync_cursors, shop_predictions, customer_predictions):
+                      outbox, synced, sync_cursors, shop_predictions, customer_predictions, customer_refs):
             conn.execute(delete(table).where(table.c.shop_id == shop_id))
 
     def customer_rows(self, conn: Connection, shop_id: str, now: datetime) -> Iterator[CustomerRow]:

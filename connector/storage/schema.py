@@ -208,6 +208,34 @@ customer_predictions = Table(
     Column("next_order_date", String(10)),  # YYYY-MM-DD, NULL beyond 365 days
 )
 
+# An opaque, stable reference to each customer (a random token, never derived from the email or
+# phone): what URLs carry instead of the address (docs/http.md, 'Customers'). Made on first need.
+customer_refs = Table(
+    "customer_refs", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("customer_key", String(320), primary_key=True),
+    Column("ref", String(32), nullable=False),
+    UniqueConstraint("shop_id", "ref", name="uq_customer_refs_ref"),
+)
+
+# Dashboard sign-ins that have not ended: the session cookie names one by a random id, stored here
+# only as its SHA-256, so a cookie replayed after logout (or after it expired) is refused.
+dashboard_sessions = Table(
+    "dashboard_sessions", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+# Failed dashboard logins, per client, for the limits every process shares (docs/http.md, 'Dashboard').
+login_failures = Table(
+    "login_failures", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("client", String(64), nullable=False),
+    Column("at", BigInteger, nullable=False),
+)
+Index("ix_login_failures_at", login_failures.c.at)
+Index("ix_login_failures_client", login_failures.c.client, login_failures.c.at)
+
 # Intake health (connector.services.intake_health). Webhook deliveries refused before anything was
 # stored, counted per shop (or the one bucket "(unknown)" for an unknown shop id), reason from a
 # fixed set and minute (start, micros): never the body. Rows older than two days are pruned.

@@ -2,14 +2,14 @@
 brought by poll or backfill; each destination's last error
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0011
 Create Date: 2026-12-05
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0008"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
