@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from connector.domain import inbound as actions
 from connector.config import ShopSettings
 from connector.services.evaluation import evaluate_customers
+from connector.services.intake_health import note_accepted
 from connector.domain.inbound import Inbound
 from connector.domain.orders import Order, customer_key, in_shop_currency, normalise_email, normalise_phone
 from connector.storage.store import Store
@@ -52,6 +53,14 @@ def receive(store: Store, shop: ShopSettings, headers: Mapping[str, str], body: 
     if getattr(platform, "is_ping", None) and platform.is_ping(headers, body):
         return Receipt("ignored", "ping", "webhook creation ping")
     platform.verify(headers, body, shop.webhook_secret, now)
+    receipt = _handle(store, shop, platform, headers, body, now)
+    note_accepted(store, shop, receipt.topic, now)  # intake health: this topic's webhooks arrive
+    return receipt
+
+
+def _handle(store: Store, shop: ShopSettings, platform, headers: Mapping[str, str], body: bytes,
+            now: datetime) -> Receipt:
+    """A verified delivery: parsed, and applied in the shared transaction."""
     delivery = platform.parse(headers, body, shop)
     if delivery.fetch_order_id is not None:  # platforms whose webhook carries only an id
         if delivery.delivery_id and store.delivery_seen(shop.id, delivery.delivery_id):

@@ -22,11 +22,13 @@ it up; the database levels are right either way.
 from __future__ import annotations
 
 import os
+from datetime import datetime, timezone
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 
 from connector.config import Settings
+from connector.services.intake_health import REASONS, UNKNOWN_SHOP, IntakeHealth, shops_health
 from connector.storage.currency import unconverted_orders
 from connector.storage.orders import orders_stored
 from connector.storage.outbox import QueueLevel, queue_levels
@@ -69,6 +71,9 @@ class Metrics:
         self.dead_lettered = Counter(
             "stagesync_sync_dead_letters", "Outbox items that became dead letters",
             ("shop", "destination"), registry=self.registry)
+        self.rejections = Counter(
+            "stagesync_webhook_rejections", "Webhook deliveries refused, by shop (\"(unknown)\" for an unknown "
+            "shop id) and reason", ("shop", "reason"), registry=self.registry)
         self.latency = Histogram(
             "stagesync_http_request_duration_seconds", "HTTP request latency, by method, route and status class",
             ("method", "route", "status"), buckets=LATENCY_BUCKETS, registry=self.registry)
@@ -78,6 +83,10 @@ class Metrics:
     def webhook(self, shop: str, platform: str, code: int, status: str | None = None) -> None:
         label = status if code == 200 and status else WEBHOOK_STATUS.get(code, "error")
         self.webhooks.labels(shop, platform, str(code), label).inc()
+
+    def rejected(self, shop: str, reason: str) -> None:
+        """`shop`: a configured shop's id or UNKNOWN_SHOP; `reason`: one of intake_health.REASONS."""
+        self.rejections.labels(shop, reason).inc()
 
     def sync_request(self, shop: str, destination: str, outcome: str, requests: int = 1) -> None:
         """`outcome`: ok (the call returned, maybe with items refused one by one), retriable or fatal."""
@@ -94,16 +103,16 @@ class Metrics:
 
     # --- exposition --------------------------------------------------------------------------
 
-    def exposition(self, store: Store, settings: Settings) -> bytes:
+    def exposition(self, store: Store, settings: Settings, now: datetime | None = None) -> bytes:
         """The text format: this app's counters (every process's in multiprocess mode), then the
-        levels read from the database now."""
+        levels read from the database at `now` (default: the clock)."""
         counted = self.registry
         if multiprocess_dir():
             from prometheus_client import multiprocess
 
             counted = CollectorRegistry()
             multiprocess.MultiProcessCollector(counted)
-        return generate_latest(counted) + generate_latest(DatabaseCollector(store, settings))
+        return generate_latest(counted) + generate_latest(DatabaseCollector(store, settings, now))
 
 
 class NullMetrics(Metrics):
@@ -116,6 +125,9 @@ class NullMetrics(Metrics):
         pass
 
     def sync_request(self, *args, **kwargs) -> None:
+        pass
+
+    def rejected(self, *args, **kwargs) -> None:
         pass
 
     def dead_letter(self, *args, **kwargs) -> None:
@@ -141,9 +153,10 @@ class DatabaseCollector:
     """Gauges read from the database at scrape time; every configured shop and destination appears,
     with 0 when there is nothing (an absent series cannot trigger an alert)."""
 
-    def __init__(self, store: Store, settings: Settings):
+    def __init__(self, store: Store, settings: Settings, now: datetime | None = None):
         self.store = store
         self.settings = settings
+        self.now = now
 
     def collect(self):
         up = GaugeMetricFamily("stagesync_database_up", "1 when the database answered this scrape")
@@ -152,6 +165,8 @@ class DatabaseCollector:
                 stored = orders_stored(conn)
                 levels = queue_levels(conn)
                 unconverted = unconverted_orders(conn)
+            health = shops_health(self.store, [*self.settings.shops, UNKNOWN_SHOP],
+                                  self.now or datetime.now(timezone.utc))
         except Exception:  # noqa: BLE001 - a scrape reports the database down, it does not fail
             up.add_metric([], 0)
             yield up
@@ -187,3 +202,28 @@ class DatabaseCollector:
         yield depth
         yield dead
         yield last
+        yield from intake_gauges(health)
+
+
+def intake_gauges(health: dict[str, IntakeHealth]):
+    """Intake health (connector.services.intake_health) as gauges. Labels come from fixed sets: the
+    configured shops (and "(unknown)" for refused deliveries), the platforms' topics and "other",
+    the rejection reasons."""
+    last = GaugeMetricFamily("stagesync_webhook_last_accepted_timestamp_seconds",
+                             "When a verified webhook of this topic last arrived (Unix time, to the minute)",
+                             labels=("shop", "topic"))
+    rejected = GaugeMetricFamily("stagesync_webhook_rejected_24h",
+                                 "Webhook deliveries refused in the last 24 hours, by shop and reason",
+                                 labels=("shop", "reason"))
+    missed = GaugeMetricFamily("stagesync_orders_missed_24h", "Orders that poll or backfill brought in the "
+                               "last 24 hours and no webhook did, by shop", labels=("shop",))
+    for shop_id, shop_health in sorted(health.items()):
+        for topic, at in sorted(shop_health.last_accepted.items()):
+            last.add_metric([shop_id, topic], at.timestamp())
+        for reason in REASONS:
+            rejected.add_metric([shop_id, reason], shop_health.rejected.get(reason, 0))
+        if shop_id != UNKNOWN_SHOP:
+            missed.add_metric([shop_id], len(shop_health.missed))
+    yield last
+    yield rejected
+    yield missed

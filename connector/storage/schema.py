@@ -158,6 +158,17 @@ synced = Table(
     Column("synced_at", BigInteger, nullable=False),
 )
 
+# Each destination's last failed request (connector.services.sync): the vendor's status and message
+# (emails and keys masked) and when; shown by the dashboard and `deadletters` next to the last success.
+destination_errors = Table(
+    "destination_errors", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("destination", String(64), primary_key=True),
+    Column("status", Integer),
+    Column("error", Text, nullable=False),
+    Column("at", BigInteger, nullable=False),
+)
+
 # Cross-process rate limiting: requests to one destination account are spaced at least
 # 60 / rate_per_minute seconds apart by reserving the next free slot atomically.
 rate_slots = Table(
@@ -232,3 +243,36 @@ login_failures = Table(
 )
 Index("ix_login_failures_at", login_failures.c.at)
 Index("ix_login_failures_client", login_failures.c.client, login_failures.c.at)
+
+# Intake health (connector.services.intake_health). Webhook deliveries refused before anything was
+# stored, counted per shop (or the one bucket "(unknown)" for an unknown shop id), reason from a
+# fixed set and minute (start, micros): never the body. Rows older than two days are pruned.
+webhook_rejections = Table(
+    "webhook_rejections", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("reason", String(16), primary_key=True),
+    Column("minute", BigInteger, primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+# The first and the last verified delivery of each shop and topic (a topic outside the platform's
+# fixed list is "other"); `last_at` is written at most once a minute per topic.
+webhook_topics = Table(
+    "webhook_topics", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("topic", String(64), primary_key=True),
+    Column("first_at", BigInteger, nullable=False),
+    Column("last_at", BigInteger, nullable=False),
+)
+
+# Orders that `poll` or `backfill` stored first, before any webhook brought them (an order absent
+# here arrived by webhook, by `import`, or before this table existed). Only orders placed in the
+# week before they arrived are noted, and rows older than a week are pruned.
+order_arrivals = Table(
+    "order_arrivals", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("order_id", String(128), primary_key=True),
+    Column("via", String(8), nullable=False),  # poll | backfill
+    Column("arrived_at", BigInteger, nullable=False),
+    Column("placed_at", BigInteger, nullable=False),
+)

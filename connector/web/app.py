@@ -96,34 +96,56 @@ def receive_webhook(shop_id: str):
     settings: Settings = app_state()["settings"]
     shop = settings.shops.get(shop_id)
     if shop is None:
+        _refused(None, 404, "unknown_shop", shop_id=shop_id)
         return jsonify(error=f"unknown shop {shop_id!r}"), 404
-    body = _raw_body()
+    try:
+        body = _raw_body()
+    except RequestEntityTooLarge:
+        _refused(shop, 413, "too_large")
+        return jsonify(error="body over 1 MiB"), 413
     try:
         receipt = receive(get_store(), shop, request.headers, body, app_state()["clock"]())
     except SignatureError as exc:
-        _log_answer(shop, 401, reason=str(exc))
+        _refused(shop, 401, "bad_signature", str(exc))
         return jsonify(error="invalid or missing signature"), 401
     except PayloadError as exc:
-        _log_answer(shop, 400, reason=str(exc))
+        _refused(shop, 400, "malformed", str(exc))
         return jsonify(error=str(exc)), 400
     except StorageUnavailableError:
         _log_answer(shop, 503, reason="storage unavailable")
         return jsonify(error="storage unavailable, retry later"), 503
     except PlatformApiError as exc:  # the order could not be fetched (BigCommerce): the platform retries
-        _log_answer(shop, 503, reason=str(exc))
+        _refused(shop, 503, "fetch_failed", str(exc))
         return jsonify(error="the order could not be read from the platform's API, retry later"), 503
     _log_answer(shop, 200, topic=receipt.topic, status=receipt.status, reason=receipt.reason)
     return jsonify(status=receipt.status), 200
 
 
-def _log_answer(shop, code: int, **fields) -> None:
+def _refused(shop, code: int, reason: str, detail: str | None = None, shop_id: str | None = None) -> None:
+    """A refused delivery: a WARNING line with its reason (never the body or a secret), counted for
+    intake health (connector.services.intake_health) and in /metrics."""
+    from connector.services.intake_health import UNKNOWN_SHOP, note_rejected
+
+    now = app_state()["clock"]()
+    if shop is None:  # the id comes from the request: quoted, never a metric label
+        log.warning("webhook refused shop=%s answer=%s rejected=%s request_id=%s", quoted(shop_id or ""), code,
+                    reason, g.request_id, extra={"shop": UNKNOWN_SHOP, "answer": code, "rejected": reason,
+                                                 "request_id": g.request_id})
+    else:
+        _log_answer(shop, code, logging.WARNING, rejected=reason, reason=detail)
+    note_rejected(get_store(), shop.id if shop else None, reason, now)
+    metrics_of(current_app).rejected(shop.id if shop else UNKNOWN_SHOP, reason)
+
+
+def _log_answer(shop, code: int, level: int = logging.INFO, **fields) -> None:
     elapsed_ms = (time.perf_counter() - g.started) * 1000
     shown = {k: quoted(str(v), LOGGED_REASON_LIMIT if k == "reason" else QUOTE_LIMIT) for k, v in fields.items() if v}
     details = " ".join(f"{k}={v}" for k, v in shown.items())
-    log.info("webhook shop=%s platform=%s answer=%s %s ms=%.1f request_id=%s", shop.id, shop.platform, code,
-             details, elapsed_ms, g.request_id,
-             extra={"shop": shop.id, "platform": shop.platform, "request_id": g.request_id, "answer": code,
-                    "topic": shown.get("topic"), "status": fields.get("status"), "ms": round(elapsed_ms, 1)})
+    log.log(level, "webhook shop=%s platform=%s answer=%s %s ms=%.1f request_id=%s", shop.id, shop.platform, code,
+            details, elapsed_ms, g.request_id,
+            extra={"shop": shop.id, "platform": shop.platform, "request_id": g.request_id, "answer": code,
+                   "topic": shown.get("topic"), "status": fields.get("status"), "ms": round(elapsed_ms, 1),
+                   "rejected": fields.get("rejected")})
     metrics_of(current_app).webhook(shop.id, shop.platform, code, fields.get("status"))
 
 

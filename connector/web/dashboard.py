@@ -1,4 +1,4 @@
-"""The dashboard (`GET /dashboard/<shop_id>`): a shop's stages, movements, revenue and sync health.
+"""The dashboard (`GET /dashboard/<shop_id>`): a shop's stages, movements, revenue, intake and sync health.
 
 Server-rendered HTML with inline SVG and inline CSS: no script, no font, nothing fetched from
 elsewhere. The stage counts come from the very code behind `stagesync stages --json`
@@ -28,6 +28,7 @@ from connector.domain.stages import MODELS, RFM_STAGES
 from connector.errors import UnknownShopError, mask
 from connector.services.customer_view import customer_by_ref, find_customer, identity_key
 from connector.services.evaluation import Snapshot, snapshot
+from connector.services.intake_health import REASONS, intake_health
 from connector.services.reports import iso, stage_counts, unconverted_note
 from connector.storage import outbox
 from connector.storage.currency import unconverted_orders
@@ -228,6 +229,7 @@ def shop_dashboard(shop_id: str):
         levels = queue_levels(conn, shop.id)
         letters = outbox.dead_letters(conn, shop.id)
         unconverted = unconverted_orders(conn, shop.id).get(shop.id, 0)
+    intake = intake_health(store, shop.id, now)  # the Intake card: do webhooks still arrive?
     destinations = [DestinationHealth(d.name, d.type, levels.get((shop.id, d.name), QueueLevel()))
                     for d in shop.destinations]
     destinations += [DestinationHealth(name, "no longer configured", level)
@@ -245,7 +247,7 @@ def shop_dashboard(shop_id: str):
         replayed=request.args.get("replayed", type=int), pinned=bool(request.args.get("at")),
         csrf=session.get("csrf", ""), unconverted=unconverted_note(unconverted),
         predictions=predictions, churn_bands=predictions.churn_bands(),
-        value_at_risk=_value_at_risk(snap, predictions, shop), list_url=_list_url,
+        value_at_risk=_value_at_risk(snap, predictions, shop), list_url=_list_url, intake=intake,
         data_requests=data_requests_card.requests_card(shop),
     )
 
@@ -355,6 +357,7 @@ def replay(shop_id: str):
 
 blueprint.add_app_template_filter(mask, "mask")
 data_requests_card.register(blueprint, _shop)
+blueprint.add_app_template_global(REASONS, "rejection_reasons")
 
 
 @blueprint.app_template_filter("amount")

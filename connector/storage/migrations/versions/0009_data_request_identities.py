@@ -1,6 +1,6 @@
 """data_requests hold every request and the identities it names; deliveries pruned by age
 
-Revision ID: 0010
+Revision ID: 0009
 Revises: 0008
 Create Date: 2026-12-05
 
@@ -13,7 +13,7 @@ platform's customer id, the orders requested, JSON) so that the store owner can 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
+revision = "0009"
 down_revision = "0008"
 branch_labels = None
 depends_on = None
