@@ -15,6 +15,11 @@ def recompute_summary(shop_id: str, result) -> str:
             f"{result.stage_changes:,} stage change(s), {result.queued:,} sync(s) queued")
 
 
+def replay_summary(shop_id: str, result) -> str:
+    return (f"replayed the stage history of {result.customers:,} customer(s) of {shop_id} on the days it happened: "
+            f"{result.changes:,} stage change(s), {result.queued:,} sync(s) queued")
+
+
 def import_summary(result) -> str:
     return (f"imported {result.imported:,} order(s), {result.unchanged:,} already stored, "
             f"{len(result.rejected):,} rejected")
