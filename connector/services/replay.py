@@ -88,7 +88,6 @@ class DailyBands:
     def __init__(self, customers: dict[str, Timeline], rfm: RfmSettings, first: int, now: int):
         self.now = now
         self.start = first - first % DAY_MICROS
-        self.rfm = rfm
         configured = bands_of_median(None, rfm)
         if not rfm.adaptive:
             self.days, self.final = [], configured
