@@ -15,6 +15,17 @@ def recompute_summary(shop_id: str, result) -> str:
             f"{result.stage_changes:,} stage change(s), {result.queued:,} sync(s) queued")
 
 
+def dry_run_summary(shop_id: str, result) -> str:
+    """`recompute --dry-run`: what a recompute now would change, per model and stage transition."""
+    predictions = result.predictions
+    lines = [f"dry run: recomputing {result.customers:,} customer(s) of {shop_id} would change {result.written:,}, "
+             f"with {result.stage_changes:,} stage change(s), and queue {result.queued:,} sync(s); nothing written"]
+    lines += [f"  {transition}: {count:,}" for transition, count in result.transitions.items()]
+    if predictions is not None:
+        lines.append(f"  predictions ({predictions.status}): {predictions.written:,} customer(s) would change")
+    return "\n".join(lines)
+
+
 def replay_summary(shop_id: str, result) -> str:
     return (f"replayed the stage history of {result.customers:,} customer(s) of {shop_id} on the days it happened: "
             f"{result.changes:,} stage change(s), {result.queued:,} sync(s) queued")
@@ -52,12 +63,15 @@ def dead_letter_lines(letters) -> list[str]:
 
 
 def write_export(rows: Iterable[dict], columns: Iterable[str], fmt: str, stream: TextIO) -> None:
-    """`stagesync export`: a JSON array of objects, or CSV with a header and empty cells for None."""
+    """`stagesync export`: a JSON array of objects, or CSV with a header, empty cells for None and no
+    cell a spreadsheet would take for a formula (connector/services/csv_cells.py)."""
     if fmt == "json":
         json.dump(list(rows), stream, indent=1)
         stream.write("\n")
         return
+    from connector.services.csv_cells import spreadsheet_safe
+
     writer = csv.DictWriter(stream, fieldnames=list(columns), lineterminator="\n")
     writer.writeheader()
-    for row in rows:
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    for row in rows:  # a cell a spreadsheet would run as a formula is written as text
+        writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})

@@ -178,18 +178,19 @@ def apply(store: Store, conn: Connection, shop: ShopSettings, todo, now: datetim
             if key and not store.known_customer(conn, shop.id, key):
                 touched.add(key)
         elif isinstance(action, actions.RedactCustomer):
-            key = _key(action.email, action.phone, shop)
-            store.redact_customer(conn, shop.id, key, action.order_ids)
-            touched.discard(key)
-            if key:  # the sync worker finds no state and clears the properties it wrote
-                store.enqueue(conn, shop.id, [d.name for d in shop.destinations], [key], now)
+            identities = (normalise_email(action.email), normalise_phone(action.phone, shop.country))
+            forgotten = store.redact_customer(conn, shop.id, identities, action.order_ids, action.customer_id)
+            touched -= forgotten
+            # the sync worker finds no state and clears the properties it wrote, for every key forgotten
+            store.enqueue(conn, shop.id, [d.name for d in shop.destinations], sorted(forgotten), now)
         elif isinstance(action, actions.RedactShop):
             store.redact_shop(conn, shop.id)
             touched.clear()
-        elif isinstance(action, actions.RecordDataRequest):
-            key = _key(action.email, action.phone, shop)
-            if key:
-                store.record_data_request(conn, shop.id, key, action.request_id, now)
+        elif isinstance(action, actions.RecordDataRequest):  # recorded even when it names no one
+            email, phone = normalise_email(action.email), normalise_phone(action.phone, shop.country)
+            store.record_data_request(conn, shop.id, customer_key(email, phone), action.request_id, now,
+                                      email=email, phone=phone, customer_id=action.customer_id,
+                                      orders_requested=action.orders_requested)
         else:  # pragma: no cover - a new action type must be handled here
             raise TypeError(f"unhandled action {type(action).__name__}")
     return touched

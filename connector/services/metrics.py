@@ -39,6 +39,21 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.8, 1.0, 2.5, 5.0)
 # The `status` label of a webhook answer: the JSON status for a 200, else what the code means.
 WEBHOOK_STATUS = {400: "malformed", 401: "bad_signature", 404: "unknown_shop", 413: "too_large",
                   503: "storage_unavailable"}
+# The latency's labels come from fixed sets, never from what a client sends (docs/http.md, 'Metrics'):
+# a method outside this list is "other", a path no route of the app matches is "unmatched", and the
+# status is its class.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+STATUS_CLASSES = ("1xx", "2xx", "3xx", "4xx", "5xx")
+
+
+def method_label(method: str) -> str:
+    return method if method in HTTP_METHODS else "other"
+
+
+def status_class(code: int) -> str:
+    label = f"{code // 100}xx"
+    return label if label in STATUS_CLASSES else "other"
+
 
 class Metrics:
     """The events one app (or one sync worker) counts, in its own registry."""
@@ -55,8 +70,8 @@ class Metrics:
             "stagesync_sync_dead_letters", "Outbox items that became dead letters",
             ("shop", "destination"), registry=self.registry)
         self.latency = Histogram(
-            "stagesync_http_request_duration_seconds", "HTTP request latency, by route and status code",
-            ("method", "route", "code"), buckets=LATENCY_BUCKETS, registry=self.registry)
+            "stagesync_http_request_duration_seconds", "HTTP request latency, by method, route and status class",
+            ("method", "route", "status"), buckets=LATENCY_BUCKETS, registry=self.registry)
 
     # --- recording ---------------------------------------------------------------------------
 
@@ -74,7 +89,8 @@ class Metrics:
             self.dead_lettered.labels(shop, destination).inc(items)
 
     def request_done(self, method: str, route: str, code: int, seconds: float) -> None:
-        self.latency.labels(method, route, str(code)).observe(seconds)
+        """`route` is the app's URL rule that matched (a fixed set), or "unmatched"."""
+        self.latency.labels(method_label(method), route, status_class(code)).observe(seconds)
 
     # --- exposition --------------------------------------------------------------------------
 

@@ -106,15 +106,23 @@ deliveries = Table(
     Column("topic", String(64), nullable=False),
     Column("received_at", BigInteger, nullable=False),
 )
+Index("ix_deliveries_received", deliveries.c.shop_id, deliveries.c.received_at)  # pruned by age
 
+# Every privacy data request received, with the identities it names (any may be NULL): the store
+# owner lists them and exports the customer's data (`stagesync requests`).
 data_requests = Table(
     "data_requests", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("shop_id", String(64), nullable=False),
-    Column("customer_key", String(320), nullable=False),
-    Column("request_id", String(128)),
+    Column("customer_key", String(320)),  # normalised email, else E.164 phone, else NULL
+    Column("request_id", String(128)),  # the platform's id of the request
     Column("received_at", BigInteger, nullable=False),
+    Column("email", String(320)),
+    Column("phone", String(32)),
+    Column("customer_id", String(128)),  # the platform's customer id
+    Column("orders_requested", Text),  # JSON array of order ids
 )
+Index("ix_data_requests_shop", data_requests.c.shop_id, data_requests.c.received_at)
 
 # One row per (shop, destination, customer) whose contact must be brought up to date: a dirty
 # flag, so later changes coalesce with earlier unsent ones. What is sent is computed when sent.
@@ -196,3 +204,31 @@ customer_predictions = Table(
     Column("predicted_clv_365d", Float, nullable=False),
     Column("next_order_date", String(10)),  # YYYY-MM-DD, NULL beyond 365 days
 )
+
+# An opaque, stable reference to each customer (a random token, never derived from the email or
+# phone): what URLs carry instead of the address (docs/http.md, 'Customers'). Made on first need.
+customer_refs = Table(
+    "customer_refs", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("customer_key", String(320), primary_key=True),
+    Column("ref", String(32), nullable=False),
+    UniqueConstraint("shop_id", "ref", name="uq_customer_refs_ref"),
+)
+
+# Dashboard sign-ins that have not ended: the session cookie names one by a random id, stored here
+# only as its SHA-256, so a cookie replayed after logout (or after it expired) is refused.
+dashboard_sessions = Table(
+    "dashboard_sessions", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+# Failed dashboard logins, per client, for the limits every process shares (docs/http.md, 'Dashboard').
+login_failures = Table(
+    "login_failures", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("client", String(64), nullable=False),
+    Column("at", BigInteger, nullable=False),
+)
+Index("ix_login_failures_at", login_failures.c.at)
+Index("ix_login_failures_client", login_failures.c.client, login_failures.c.at)

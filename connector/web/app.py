@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import secrets
 import threading
 import time
@@ -28,6 +29,8 @@ from connector.web.context import EXTENSION, app_state, get_store
 from connector.web.metrics import metrics_of
 
 MAX_BODY_BYTES = 1024 * 1024  # 413 beyond 1 MiB (docs/architecture.md, 'The path of one webhook')
+# A client's X-Request-Id is logged only when it is this plain; otherwise one is made (docs/http.md).
+REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 LOGGED_REASON_LIMIT = 300  # characters of a refusal's reason in a webhook's answer line (other fields: QUOTE_LIMIT)
 # Threads per gunicorn worker (`stagesync serve`), by database. A webhook mostly waits for its
 # transaction (connector.storage.group_commit): while some wait, the others verify and parse theirs, and
@@ -48,7 +51,9 @@ admin = Blueprint("admin", __name__)
 
 def create_app(settings: Settings, store: Store | None = None, clock: Callable[[], datetime] | None = None) -> Flask:
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    # One byte more than the limit may be read, so that a body without Content-Length (chunked)
+    # that is over the limit is seen whole-too-long (413) rather than cut short (`_raw_body`).
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES + 1
     app.extensions[EXTENSION] = {
         "settings": settings,
         "store": store,
@@ -68,8 +73,18 @@ def create_app(settings: Settings, store: Store | None = None, clock: Callable[[
 
 
 def _start_request() -> None:
-    g.request_id = request.headers.get("X-Request-Id") or secrets.token_hex(8)
+    given = request.headers.get("X-Request-Id", "")
+    g.request_id = given if REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
     g.started = time.perf_counter()
+
+
+def _raw_body() -> bytes:
+    """The raw bytes, exactly as signed; 413 past the limit whatever the transfer encoding (a
+    chunked body is read up to one byte past the limit, never cut to it)."""
+    body = request.get_data(cache=False)
+    if len(body) > MAX_BODY_BYTES:
+        raise RequestEntityTooLarge()
+    return body
 
 
 # --- webhooks ----------------------------------------------------------------------------------
@@ -82,7 +97,7 @@ def receive_webhook(shop_id: str):
     shop = settings.shops.get(shop_id)
     if shop is None:
         return jsonify(error=f"unknown shop {shop_id!r}"), 404
-    body = request.get_data(cache=False)  # the raw bytes, exactly as signed; 413 past the limit
+    body = _raw_body()
     try:
         receipt = receive(get_store(), shop, request.headers, body, app_state()["clock"]())
     except SignatureError as exc:
@@ -155,12 +170,32 @@ def shop_stages(shop_id: str):
     return jsonify(stage_counts(snapshot(get_store(), shop, app_state()["clock"]())))
 
 
-@admin.get("/shops/<shop_id>/customers/<path:identity>")
-def shop_customer(shop_id: str, identity: str):
-    from connector.services.customer_view import customer_view
+@admin.get("/shops/<shop_id>/customers/<ref>")
+def shop_customer(shop_id: str, ref: str):
+    """One customer by its opaque ref (emails and phones never travel in a URL: docs/http.md)."""
+    from connector.services.customer_view import customer_by_ref
 
     shop = _admin_shop(shop_id)
-    view = customer_view(get_store(), shop, identity, app_state()["clock"]())
+    view = customer_by_ref(get_store(), shop, ref, app_state()["clock"]())
     if view is None:
-        return jsonify(error=f"no customer {mask(identity)!r} in shop {shop.id}"), 404
+        return jsonify(error=f"no customer with this ref in shop {shop.id} (find one with POST "
+                             f"/shops/{shop.id}/customers/find)"), 404
+    return jsonify(view)
+
+
+@admin.post("/shops/<shop_id>/customers/find")
+def find_shop_customer(shop_id: str):
+    """`{"email": ...}` or `{"phone": ...}` in the body -> the customer, with its `ref`."""
+    from connector.services.customer_view import contact_key, find_customer
+
+    shop = _admin_shop(shop_id)
+    asked = request.get_json(silent=True)
+    if not isinstance(asked, dict) or not any(isinstance(asked.get(k), str) and asked[k].strip()
+                                              for k in ("email", "phone")):
+        return jsonify(error='send a JSON object {"email": "..."} or {"phone": "..."}'), 400
+    email = asked.get("email") if isinstance(asked.get("email"), str) else None
+    phone = asked.get("phone") if isinstance(asked.get("phone"), str) else None
+    view = find_customer(get_store(), shop, contact_key(shop, email, phone), app_state()["clock"]())
+    if view is None:
+        return jsonify(error=f"no customer {mask(email or phone or '')!r} in shop {shop.id}"), 404
     return jsonify(view)
