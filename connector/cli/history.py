@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import click
 
 from connector.cli.common import Invocation, command, open_store, parse_since, pass_invocation, shop_option
-from connector.cli.output import backfill_summary, dry_run_summary, import_summary, recompute_summary
+from connector.cli.output import backfill_summary, dry_run_summary, import_summary, recompute_summary, replay_summary
 from connector.errors import UserError
 
 
@@ -20,6 +20,7 @@ def import_command(invocation: Invocation, shop: str, file: str, skip_invalid: b
     from connector.cli.runs import recompute_with_progress
     from connector.services.csv_import import import_csv
     from connector.services.progress import Progress
+    from connector.services.replay import replay_if_new
 
     settings, shop_settings = invocation.shop(shop)
     store = open_store(settings)
@@ -29,7 +30,11 @@ def import_command(invocation: Invocation, shop: str, file: str, skip_invalid: b
     for rejected in result.rejected:
         click.echo(f"{file}: line {rejected.line}: rejected: {rejected.reason}", err=True)
     click.echo(import_summary(result))
-    recomputed = recompute_with_progress(store, shop_settings, datetime.now(timezone.utc))
+    now = datetime.now(timezone.utc)
+    replayed = replay_if_new(store, shop_settings, now)  # a first import: the history of its days
+    if replayed is not None:
+        click.echo(replay_summary(shop_settings.id, replayed))
+    recomputed = recompute_with_progress(store, shop_settings, now)
     click.echo(recompute_summary(shop_settings.id, recomputed))
     return 0
 
@@ -77,6 +82,8 @@ def backfill_command(invocation: Invocation, shop: str, since: str | None) -> in
         fetching.close()
         recomputing.close()
     click.echo(backfill_summary(shop_settings, result))
+    if result.replayed is not None:
+        click.echo(replay_summary(shop_settings.id, result.replayed))
     if result.recompute is not None:
         click.echo(recompute_summary(shop_settings.id, result.recompute))
     return 0

@@ -26,6 +26,11 @@ def dry_run_summary(shop_id: str, result) -> str:
     return "\n".join(lines)
 
 
+def replay_summary(shop_id: str, result) -> str:
+    return (f"replayed the stage history of {result.customers:,} customer(s) of {shop_id} on the days it happened: "
+            f"{result.changes:,} stage change(s), {result.queued:,} sync(s) queued")
+
+
 def import_summary(result) -> str:
     return (f"imported {result.imported:,} order(s), {result.unchanged:,} already stored, "
             f"{len(result.rejected):,} rejected")

@@ -4,7 +4,8 @@
   rules of webhooks: an order is rewritten only by a newer version) in one transaction together
   with the checkpoint that follows it. An interrupted backfill resumes after its last stored page;
   a finished one, run again, reads everything again and changes nothing. Then the shop is
-  recomputed (`evaluation.recompute`), which queues the sync of every customer that changed.
+  recomputed (`evaluation.recompute`), which queues the sync of every customer that changed; a
+  shop with no stage history yet first has it replayed on the days it happened (`replay`).
 - `poll`: the orders created or modified since the shop's poll cursor (less a small overlap), each
   stored and its customer re-evaluated exactly as a webhook does (`store.store_orders`,
   `evaluation.evaluate_customers`), a page a transaction. The cursor moves to the poll's start
@@ -29,6 +30,7 @@ from typing import Callable, Iterable, Sequence
 from connector.config import ShopSettings
 from connector.services.evaluation import RecomputeResult, evaluate_customers, recompute
 from connector.services.intake_health import note_first_arrivals, prune_arrivals
+from connector.services.replay import ReplayResult, replay_if_new
 from connector.domain.orders import Order, in_shop_currency
 from connector.storage.store import Store
 
@@ -54,6 +56,7 @@ class ReadResult:
     resumed: bool = False
     customers: int = 0  # customers re-evaluated (poll)
     recompute: RecomputeResult | None = None  # backfill
+    replayed: ReplayResult | None = None  # a first backfill: the stage history replayed on its days
 
 
 @dataclass
@@ -120,6 +123,7 @@ def backfill(store: Store, shop: ShopSettings, now: datetime, *, since: datetime
             store.save_cursor(conn, shop.id, POLL, checkpoint.started, now)
     prune_arrivals(store, shop.id, now)
     store.analyze("orders")
+    result.replayed = replay_if_new(store, shop, now)
     result.recompute = recompute(store, shop, now, progress=recompute_progress)
     return result
 

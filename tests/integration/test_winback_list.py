@@ -22,8 +22,7 @@ from connector.storage.store import Store
 from connector.web.app import create_app
 from connector.web.dashboard import LIST_PAGE_SIZE
 from tests.conftest import NOW
-from tests.integration.test_predictions_wiring import TOML, table_contents
-from tests.predicted_shop import simulated_orders, store_orders, tiny_orders
+from tests.predicted_shop import TOML, seed, store_orders, table_contents, tiny_orders
 
 BEARER = {"Authorization": "Bearer test-admin-token"}
 LIST_LINK = re.compile(r'<a href="([^"]+)" data-list="([\w]+):([\w]+)"')
@@ -49,8 +48,7 @@ def client_for(settings, db):
 
 @pytest.fixture
 def client(settings, db):
-    store_orders(db, "acme", simulated_orders(NOW))
-    recompute(db, settings.shops["acme"], NOW)
+    seed(db, settings.shops["acme"], NOW)
     return client_for(settings, db)
 
 
