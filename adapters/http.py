@@ -46,9 +46,30 @@ def user_agent() -> str:
         return "stagesync/0"
 
 
+# What a request keeps when a redirect sends it to another host: nothing that could be a credential.
+# requests itself drops only `Authorization` there (`Session.rebuild_auth`,
+# https://requests.readthedocs.io/en/latest/api/#requests.Session.rebuild_auth); the vendors' own
+# key headers (`api-key`, `X-API-KEY`, `X-Auth-Token`, ...) would go along to the new host.
+REDIRECT_SAFE_HEADERS = frozenset({"user-agent", "accept", "accept-encoding", "content-type", "content-length",
+                                   "connection", "transfer-encoding"})
+
+
+class CredentialSafeSession(requests.Session):
+    """A session that follows a redirect to another host (or scheme or port) without any header
+    but REDIRECT_SAFE_HEADERS: the account's key never reaches a host it was not meant for."""
+
+    def rebuild_auth(self, prepared_request, response):
+        if self.should_strip_auth(response.request.url, prepared_request.url):
+            for name in [n for n in prepared_request.headers if n.lower() not in REDIRECT_SAFE_HEADERS]:
+                del prepared_request.headers[name]
+            return  # no .netrc credentials for the new host either
+        super().rebuild_auth(prepared_request, response)
+
+
 def make_session() -> requests.Session:
-    """A session for one destination account (keep-alive, our User-Agent). Timeouts go on each call."""
-    s = requests.Session()
+    """A session for one destination or platform account (keep-alive, our User-Agent, redirects to
+    another host without credentials). Timeouts go on each call."""
+    s = CredentialSafeSession()
     s.headers["User-Agent"] = user_agent()
     return s
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from connector.domain import ports
+from connector.domain.orders import MAX_RATE, MIN_RATE, plausible_rate
 from connector.errors import ConfigError
 from connector.domain.stages import RFM_STAGES, PHASES, PhaseSettings, RfmSettings
 
@@ -331,6 +332,10 @@ class _Reader:
                     raise InvalidOperation
             except (InvalidOperation, ValueError):
                 self.problem(f"{where}.{code}", f"must be a positive number of shop-currency units per {code.upper()}")
+                continue
+            if not plausible_rate(rate):
+                self.problem(f"{where}.{code}", f"{value} shop-currency units per {code.upper()} is not a plausible "
+                                                f"rate (between {MIN_RATE} and {MAX_RATE:.0E})")
                 continue
             if isinstance(currency, str) and code.upper() == currency.upper():
                 self.problem(f"{where}.{code}", "is the shop's own currency")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar, Iterable, Mapping, TypeVar
@@ -155,6 +156,30 @@ def json_body(response: requests.Response, where: str) -> Any:
         return response.json()
     except ValueError:
         raise PlatformApiError(f"{where}: the API answered {response.status_code} with a body that is not JSON") from None
+
+
+# --- what goes into an API path -----------------------------------------------------------------
+
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,20}")
+_HANDLE = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def path_id(value: Any, what: str) -> str:
+    """An id put into an API path (an order id, a shop id): a whole number, or PlatformApiError.
+    Taken as it came, `../` or `?` in it would reach another endpoint of the store's API with our
+    credentials."""
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    if not _WHOLE_NUMBER.fullmatch(text):
+        raise PlatformApiError(f"{what} {scrub(str(value))[:40]!r} is not a whole number: not put in an API path")
+    return text
+
+
+def path_handle(value: Any, what: str) -> str:
+    """A configured name put into an API path (a store hash): letters, digits, '-' and '_' only."""
+    text = str(value).strip()
+    if not _HANDLE.fullmatch(text):
+        raise PlatformApiError(f"{what} must be letters and digits only, not put in an API path as it is")
+    return text
 
 
 # --- the common part of the clients ---------------------------------------------------------------
