@@ -162,6 +162,24 @@ def never_sent(exc: requests.RequestException) -> bool:
     return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
 
 
+def connection_failure(exc: requests.RequestException) -> tuple[str, bool]:
+    """Why a connection could not be made, in a few words (`[Errno -2] Name or service not known`,
+    `[Errno 111] Connection refused`), and whether the host's name did not resolve: no network, or
+    a wrong domain, which no retry within the minute will mend."""
+    reason = exc.args[0] if exc.args else exc
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    unresolved = isinstance(reason, urllib3.exceptions.NameResolutionError)
+    text = str(reason)
+    for marker in ("Failed to resolve ", "Failed to establish a new connection: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    if isinstance(reason, urllib3.exceptions.ConnectTimeoutError) \
+            and not isinstance(reason, urllib3.exceptions.NewConnectionError):  # its subclass, in urllib3 2
+        text = "no answer to connect"
+    text = text.strip().strip("()") or type(reason).__name__
+    return text[:MAX_MESSAGE], unresolved
+
+
 def send(http: requests.Session, method: str, url: str, *, destination: str, secrets: Iterable[str] = (),
          retry_after: Callable[[requests.Response], float | None] | None = None, accept: Iterable[int] = (),
          timeout: tuple[float, float] = TIMEOUT, once: bool = False, **kwargs) -> requests.Response:

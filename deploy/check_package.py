@@ -36,7 +36,7 @@ MAX_UNZIPPED = 250 * 1024 * 1024
 LAMBDA_PYTHON_TAG = "cp311"  # provider.runtime python3.11
 LAMBDA_GLIBC = (2, 26)  # python3.11 runs on Amazon Linux 2 (lambda-platform/_manylinux.py)
 
-NOT_FOR_LAMBDA = {"gunicorn"}  # API Gateway serves HTTP; see requirements.in
+NOT_FOR_LAMBDA = {"gunicorn", "gevent"}  # API Gateway serves HTTP; see requirements.in
 DEFAULT_LAMBDA_EXTRA = ["serverless-wsgi"]  # until pyproject.toml has the `lambda` extra
 REQUIRED_ENTRIES = (
     "connector/web/lambda_handlers.py", "connector/web/app.py", "connector/storage/migrations/env.py",

@@ -30,7 +30,10 @@ from urllib.parse import urlsplit
 import requests
 import tenacity
 
-from adapters.http import AtLeastRetryAfter, JitteredBackoff, RetryAfterExceeds, make_session, retry_after_seconds, vendor_message
+from adapters.http import (
+    AtLeastRetryAfter, JitteredBackoff, RetryAfterExceeds, connection_failure, make_session, retry_after_seconds,
+    vendor_message,
+)
 from adapters.registry import PLATFORM_APIS
 from connector.config import ShopSettings
 from connector.errors import (
@@ -42,7 +45,7 @@ from connector.domain.ports import OrderSource, Page  # the port a client implem
 
 log = logging.getLogger("stagesync.platforms")
 
-TIMEOUT = (10, 60)  # seconds: to connect, then between bytes of the answer (bulk files are large)
+TIMEOUT = (5, 60)  # seconds: to connect, then between bytes of the answer (bulk files are large)
 ATTEMPTS = 6  # tries of one call before giving up (the pipeline keeps its checkpoint: run it again)
 MAX_WAIT = 600.0  # seconds: the longest pause a platform may ask for before we give up instead
 MAX_MESSAGE = 300
@@ -97,15 +100,25 @@ class PlatformHttp:
 
     def once(self, method: str, url: str, *, ok: Iterable[int] = (200,), **kwargs) -> requests.Response:
         """One call; returns the response when its status is in `ok`, else raises the classified error."""
-        path = urlsplit(url).path or "/"  # never the query string: some platforms take tokens there
+        parts = urlsplit(url)
+        path, host = parts.path or "/", parts.netloc.rpartition("@")[2]  # never the query string nor a userinfo
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.exceptions.ConnectTimeout:
+            raise RetriablePlatformError(f"{self.where}: cannot reach {host}: no answer within "
+                                         f"{self.timeout[0]:g} s to connect") from None
         except requests.Timeout:
-            raise RetriablePlatformError(f"{self.where}: {method} {path}: no answer within {self.timeout[0]:g} s to "
-                                         f"connect or {self.timeout[1]:g} s to read") from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise RetriablePlatformError(f"{self.where}: {method} {path}: connection failed "
+            raise RetriablePlatformError(f"{self.where}: {method} {host}{path}: no answer within "
+                                         f"{self.timeout[1]:g} s to read") from None
+        except requests.exceptions.ChunkedEncodingError as exc:
+            raise RetriablePlatformError(f"{self.where}: {method} {host}{path}: the answer was cut short "
                                          f"({type(exc).__name__})") from None
+        except requests.ConnectionError as exc:
+            reason, unresolved = connection_failure(exc)
+            message = self.hide(f"{self.where}: cannot reach {host}: {reason}")
+            if unresolved:  # no network or a wrong domain: retrying for a minute mends neither
+                raise PlatformApiError(message + " (no network, or a wrong domain?)") from None
+            raise RetriablePlatformError(message) from None
         except requests.RequestException as exc:
             raise PlatformApiError(self.hide(f"{self.where}: {method} {path}: {type(exc).__name__}: {exc}")) from None
         if response.status_code in tuple(ok):
@@ -134,7 +147,7 @@ class PlatformHttp:
         """Call `fn`, retrying RetriablePlatformError only; the last error is raised as it is."""
         def note(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
-            log.info("%s: retrying in %.1f s after: %s", self.where, state.upcoming_sleep, error)
+            log.warning("%s: retrying in %.1f s after: %s", self.where, state.upcoming_sleep, error)
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(RetriablePlatformError),

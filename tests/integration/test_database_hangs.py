@@ -1,6 +1,6 @@
 """A database that hangs or runs out of room: webhooks and /healthz answer 503 promptly (the platform
-retries) instead of holding the request for a minute or answering 500 (docs/architecture.md,
-'When the database does not answer')."""
+retries) instead of holding the request for a minute or answering 500 (docs/configuration.md,
+'Database timeouts')."""
 
 from __future__ import annotations
 
