@@ -11,16 +11,9 @@ import pytest
 from connector import config
 from connector.cli import main
 from connector.storage.engine import normalise_url
+from tests.unit.test_cli import VALID
 
-SHOP = """
-database_url = "{url}"
-[[shops]]
-id = "acme"
-platform = "shopify"
-webhook_secret = "shpss_test_secret"
-  [[shops.destinations]]
-  type = "log"
-"""
+SHOP = VALID.replace("sqlite:///{db}", "{url}")  # one shop, any database URL
 
 
 def write(tmp_path, url: str):
