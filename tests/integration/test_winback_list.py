@@ -20,7 +20,7 @@ from connector.services.reports import stage_counts
 from connector.storage.store import Store
 from connector.web.app import create_app
 from connector.web.dashboard import LIST_PAGE_SIZE
-from tests.conftest import NOW
+from tests.conftest import NOW, SLOW_ON_POSTGRESQL
 from tests.integration.test_predictions_wiring import TOML, table_contents
 from tests.predicted_shop import simulated_orders, store_orders, tiny_orders
 
@@ -64,6 +64,8 @@ def rows_of(html: str) -> list[tuple[int, str, str, Decimal, Decimal | None]]:
              None if clv == "-" else Decimal(clv.replace(",", ""))) for n, href, masked, spent, clv in ROW.findall(html)]
 
 
+# the list queries on PostgreSQL: the sorting, paging, CSV and value-at-risk tests below
+@pytest.mark.parametrize("database_url", SLOW_ON_POSTGRESQL, indirect=True)
 def test_every_stage_phase_and_churn_band_links_to_its_customers(client, settings, db):
     html = page(client, "/dashboard/acme")
     links = {(model, value): unescape(href) for href, model, value in LIST_LINK.findall(html)}
