@@ -54,6 +54,7 @@ def run_measured(argv: list[str], *, cwd: Path, env: Mapping[str, str], timeout:
 
 
 def machine() -> dict:
+    """The CPUs, memory, Python and OS the numbers were measured on, for a result's header."""
     def first(path: str, key: str) -> str:
         try:
             for line in Path(path).read_text().splitlines():

@@ -44,11 +44,10 @@ BATCH_ITEMS = "/batches/{batch_id}/items"
 BATCH_DONE = frozenset({"finished", "stopped"})
 # Bounded polling: up to 6 reads, waiting 1, 2, 4, 8, 8, 8 s (31 s at most) between them. Every read
 # is one request of the 400/minute budget, reserved with the batch (see `requests_for`). Omnisend's
-# reference states no interval (https://api-docs.omnisend.com/reference/post_batches: "Creating batches
-# is an asynchronous process"; .../get_batches-batchid reports `status` and `finishedCount`): the first
-# wait is ours, 1 s, doubling, so that a typical batch is read two or three times within the
-# 400 requests/minute budget (https://api-docs.omnisend.com/reference/rate-limit-timeouts-errors).
-# `Omnisend(poll_seconds=..., resend_after_seconds=...)` replaces these two waits (tests: 0).
+# reference gives no polling interval (https://api-docs.omnisend.com/reference/post_batches: "Creating
+# batches is an asynchronous process"; .../get_batches-batchid reports `status` and `finishedCount`), only
+# the budget (https://api-docs.omnisend.com/reference/rate-limit-timeouts-errors): these waits are ours.
+# `Omnisend(poll_seconds=..., resend_after_seconds=...)` replaces the first wait and the resend delay.
 BATCH_POLLS = 6
 POLL_FIRST_SECONDS = 1.0
 POLL_MAX_SECONDS = 8.0
