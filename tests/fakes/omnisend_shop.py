@@ -7,7 +7,7 @@ setup the end-to-end sync tests share.
         SyncWorker(shop.store, shop.settings, destination_factory=no_batch_waits).drain()
         shop.vendor.state["contacts"] ...
 
-The shop is `acme` (Shopify) with one `omnisend` destination whose `base_url` is the fake vendor;
+The shop is `acme` unless told (Shopify), with one `omnisend` destination whose `base_url` is the fake vendor;
 keyword arguments add destination options. The store is opened on the test's database and closed
 on leaving, before the fake vendor stops.
 """
@@ -29,7 +29,7 @@ from tests.fakes.vendor_server import FakeVendor, Faults, omnisend_vendor
 
 TOML = """
 [[shops]]
-id = "acme"
+id = "{shop_id}"
 platform = "shopify"
 webhook_secret = "s"
   [[shops.destinations]]
@@ -53,11 +53,12 @@ def _toml_value(value: Any) -> str:
 
 
 @contextmanager
-def omnisend_shop(database_url: str, faults: Faults | None = None, **options: Any) -> Iterator[OmnisendShop]:
+def omnisend_shop(database_url: str, faults: Faults | None = None, *, shop_id: str = "acme",
+                  **options: Any) -> Iterator[OmnisendShop]:
     """The fake Omnisend running, the settings of a shop that syncs to it, and a store on `database_url`."""
     with omnisend_vendor(faults) as vendor:
         lines = "".join(f"  {key} = {_toml_value(value)}\n" for key, value in options.items())
-        settings = replace(config.parse(TOML.format(url=vendor.url, options=lines), env={}), database_url=database_url)
+        settings = replace(config.parse(TOML.format(shop_id=shop_id, url=vendor.url, options=lines), env={}), database_url=database_url)
         store = Store.open(database_url)
         try:
             yield OmnisendShop(vendor, settings, store)
