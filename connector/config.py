@@ -230,6 +230,8 @@ class _Reader:
         auto_repair = raw.get("auto_repair", False)
         if not isinstance(auto_repair, bool):
             self.problem(f"{where}.auto_repair", "must be true or false")
+        elif auto_repair and public_url is None:
+            self.problem(f"{where}.auto_repair", "needs the shop's public_url (where the subscriptions must point)")
         return ShopSettings(
             id=shop_id,
             platform=str(platform),

@@ -28,6 +28,9 @@ from connector.services.webhook_install import NOTHING_TO_INSTALL, install, mark
 
 log = logging.getLogger("stagesync.webhooks")
 
+WATCH_ATTEMPTS = 1  # the scheduled poll asks once: a failure is an ERROR line, the next poll asks again
+UNCHECKED = ("subscriptions not checked: set the shop's `public_url` and `api` table to have "
+             "`stagesync webhooks install` manage them")
 REPAIRABLE = ("missing", "disabled", "wrong_url", "wrong_secret")
 SAYS = {
     "missing": "subscription missing on {platform}",
@@ -106,19 +109,20 @@ def delivery_health(store, shop_id: str, now: datetime):
 
 
 def shop_status(store, shop: ShopSettings, now: datetime, *, api: SubscriptionApi | None = None,
-                health: Callable[[Any, str, datetime], Any] = delivery_health) -> ShopWebhooks:
-    """`shop`'s webhook health at `now`. A platform API that fails is reported, not raised."""
+                health: Callable[[Any, str, datetime], Any] = delivery_health, **kw) -> ShopWebhooks:
+    """`shop`'s webhook health at `now`. A platform API that fails is reported, not raised. The
+    subscriptions are checked for a shop with an `api` table and a `public_url` (the shops whose
+    subscriptions `webhooks install` manages); `kw` goes to the subscription API (`attempts`)."""
     expected = delivery_url(shop.public_url, shop.id) if shop.public_url else None
     report = ShopWebhooks(shop.id, shop.platform, expected)
     try:
-        if api is None and shop.api:
-            api = subscription_api(shop)
-        if api is None:
-            report.note = (NOTHING_TO_INSTALL[shop.platform].format(url=expected or f"<public url>/webhooks/{shop.id}")
-                           if shop.platform in NOTHING_TO_INSTALL else
-                           "subscriptions not checked: the shop has no `api` table")
+        if shop.platform in NOTHING_TO_INSTALL:
+            report.note = NOTHING_TO_INSTALL[shop.platform].format(url=expected or f"<public url>/webhooks/{shop.id}")
+        elif expected is None or not shop.api:
+            report.note = UNCHECKED
         else:
-            report.note = api.note.format(url=expected or f"<public url>/webhooks/{shop.id}") if api.note else ""
+            api = api if api is not None else subscription_api(shop, **kw)
+            report.note = api.note.format(url=expected) if api.note else ""
             report.topics = subscription_states(shop, api.topics, api.list(), expected)
     except StorageUnavailableError:
         raise
@@ -132,7 +136,7 @@ def watch(store, shop: ShopSettings, now: datetime, *, api: SubscriptionApi | No
           health: Callable[[Any, str, datetime], Any] = delivery_health) -> list[str]:
     """The scheduled poll's check of one shop: an ERROR line per problem; with `auto_repair`,
     install again when a subscription is missing, disabled or wrong. Returns the problems."""
-    report = shop_status(store, shop, now, api=api, health=health)
+    report = shop_status(store, shop, now, api=api, health=health, attempts=WATCH_ATTEMPTS)
     problems = report.problems()
     for line in problems:
         log.error("webhooks: %s", line)

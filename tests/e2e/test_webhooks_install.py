@@ -203,3 +203,37 @@ def test_install_refuses_a_plain_http_public_url(config_file, capsys):
     code, _, err = run(config_file, capsys, "install", "--shop", "outdoor", "--url", "http://hooks.example.com")
     assert code == 1
     assert err.strip() == "stagesync: shop outdoor: the public URL must be https:// (http:// only on a loopback address)"
+
+
+def _empty_orders(vendor, request, match):
+    from werkzeug.wrappers import Response
+
+    return Response(status=204)  # the V2 orders list answers 204 when no order matches
+
+
+@pytest.mark.parametrize("auto_repair", [False, True])
+def test_the_scheduled_poll_logs_an_error_per_problem_and_repairs_with_auto_repair(auto_repair, vendors, config_file,
+                                                                                    capsys):
+    vendor = vendors["bigcommerce"]
+    vendor.route("GET", r"/stores/(?P<store>[^/]+)/v2/orders", _empty_orders)
+    run(config_file, capsys, "install", "--shop", "outdoor")
+    gone = fakes.find(vendor, "bigcommerce", "store/order/archived")
+    del vendor.state["items"][gone["id"]]
+    if auto_repair:
+        with open(config_file) as handle:
+            text = handle.read()
+        with open(config_file, "w") as handle:
+            handle.write(text.replace('currency = "USD"\n', 'currency = "USD"\nauto_repair = true\n'))
+
+    code = main(["--config", config_file, "poll", "--shop", "outdoor"])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert out.startswith("polled outdoor (bigcommerce)")
+    errors = [line for line in err.splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and "outdoor: store/order/archived: subscription missing on bigcommerce" in errors[0]
+    archived = [r for r in fakes.records(vendor) if r["scope"] == "store/order/archived"]
+    if auto_repair:
+        assert "outdoor: store/order/archived: created by auto_repair" in err
+        assert len(archived) == 1 and archived[0]["destination"] == f"{PUBLIC}/webhooks/outdoor"
+    else:
+        assert archived == []
