@@ -80,7 +80,9 @@ def status_command(invocation: Invocation, shop: str | None, as_json: bool) -> i
     for line in problems:
         click.echo(f"PROBLEM {line}")
     if not problems:
-        click.echo(f"ok: {len(reports)} shop(s), every subscription active, no refused delivery, no missed order")
+        checked = any(r.delivery is not None for r in reports)
+        click.echo(f"ok: {len(reports)} shop(s), every subscription checked is active"
+                   + (", no refused delivery, no missed order" if checked else ""))
     return 1 if problems else 0
 
 
@@ -90,8 +92,9 @@ def status_lines(report) -> list[str]:
     last = getattr(report.delivery, "last_accepted", None) or {}
     for topic in report.topics:
         seen = last.get(topic.topic)
-        lines.append(f"  {topic.topic:<28}{topic.state:<14}"
-                     f"last accepted {seen.strftime('%Y-%m-%d %H:%M UTC') if seen else '-'}")
+        accepted = "" if report.delivery is None else \
+            f"last accepted {seen.strftime('%Y-%m-%d %H:%M UTC') if seen else '-'}"
+        lines.append(f"  {topic.topic:<28}{topic.state:<14}{accepted}".rstrip())
     if report.note:
         lines.append(f"  {report.note}")
     if report.delivery is not None:

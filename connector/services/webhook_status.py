@@ -139,19 +139,20 @@ def watch(store, shop: ShopSettings, now: datetime, *, api: SubscriptionApi | No
     report = shop_status(store, shop, now, api=api, health=health, attempts=WATCH_ATTEMPTS)
     problems = report.problems()
     for line in problems:
-        log.error("webhooks: %s", line)
+        log.error("%s", line, extra={"shop": shop.id})
     if shop.auto_repair and any(t.state in REPAIRABLE for t in report.topics):
         if not shop.public_url:
-            log.error("webhooks: %s: auto_repair needs the shop's public_url", shop.id)
+            log.error("%s: auto_repair needs the shop's public_url", shop.id, extra={"shop": shop.id})
             return problems
         try:
             result = install(shop, api=api)
         except StorageUnavailableError:
             raise
         except StagesyncError as exc:
-            log.error("webhooks: %s: auto_repair failed: %s", shop.id, exc)
+            log.error("%s: auto_repair failed: %s", shop.id, exc, extra={"shop": shop.id})
             return problems
         for outcome in result.outcomes:
             if outcome.outcome != "ok":
-                log.warning("webhooks: %s: %s: %s by auto_repair", shop.id, outcome.topic, outcome.outcome)
+                log.warning("%s: %s: %s by auto_repair", shop.id, outcome.topic, outcome.outcome,
+                            extra={"shop": shop.id, "topic": outcome.topic})
     return problems

@@ -163,7 +163,7 @@ def test_the_poll_watch_logs_an_error_per_problem_and_repairs_only_with_auto_rep
         problems = watch(None, shop(), NOW, api=api, health=no_health)
     assert problems == ["acme: customer.created: subscription disabled on woocommerce (nothing is delivered); "
                         "fix: stagesync webhooks install --shop acme"]
-    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("ERROR", f"webhooks: {problems[0]}")]
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [("ERROR", problems[0])]
     assert api.asked == []
 
     caplog.clear()
@@ -171,7 +171,7 @@ def test_the_poll_watch_logs_an_error_per_problem_and_repairs_only_with_auto_rep
         watch(None, shop(auto_repair=True), NOW, api=api, health=no_health)
     assert api.asked == [("repair", "9", HERE)]
     assert [r.levelname for r in caplog.records] == ["ERROR", "WARNING"]
-    assert caplog.records[1].getMessage() == "webhooks: acme: customer.created: repaired by auto_repair"
+    assert caplog.records[1].getMessage() == "acme: customer.created: repaired by auto_repair"
 
 
 @pytest.mark.parametrize("line, problem", [
