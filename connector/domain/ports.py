@@ -109,8 +109,9 @@ class Subscription:
 
     `topic` is the platform's topic as its deliveries name it (`orders/create`, `order.created`,
     `store/order/created`); `state` is "active", "disabled" (delivery paused or deactivated by the
-    platform or a person) or "wrong_secret" (it would send another secret than the shop's); `ours` is True when its delivery URL is stagesync's for this shop (it
-    ends with /webhooks/<shop id>), whatever the host: `connector.domain.subscriptions.is_ours`.
+    platform or a person) or "wrong_secret" (it would send another secret than the shop's); `ours`
+    is True when its delivery URL is stagesync's for this shop (it ends with /webhooks/<shop id>),
+    whatever the host: `connector.domain.subscriptions.is_ours`.
     """
 
     topic: str
