@@ -166,12 +166,14 @@ def sync_handler(event: dict, context: Any) -> dict:
 
 
 def recompute_handler(event: dict, context: Any) -> dict:
-    """Re-evaluate every customer (of `event["shop"]`, else of every shop) at `event["at"]`
-    (ISO 8601, else now); store and queue what changed."""
+    """Re-evaluate every customer (of `event["shop"]`, else of every shop) now; store and queue
+    what changed. An `at` is refused: a replayed date is never stored as the live stages."""
     from connector.services.evaluation import recompute
 
     runtime = current()
-    now = _instant_option(event, "at") or runtime.clock()
+    if _option(event, "at") is not None:
+        raise UserError("recompute has no `at`: it evaluates now (replay a date with `stages --at`)")
+    now = runtime.clock()
     results = {}
     for shop in _selected_shops(event, runtime):
         result = recompute(runtime.store, shop, now)
