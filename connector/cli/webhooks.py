@@ -62,17 +62,19 @@ def uninstall_command(invocation: Invocation, shop: str) -> int:
 @click.option("--json", "as_json", is_flag=True, help="one JSON object instead of text")
 @pass_invocation
 def status_command(invocation: Invocation, shop: str | None, as_json: bool) -> int:
-    from connector.services.webhook_status import shop_status
+    from connector.services.webhook_status import shop_status, unknown_shop_health
 
     settings = invocation.settings()
     shops = [settings.shop(shop)] if shop else list(settings.shops.values())
     now = datetime.now(timezone.utc)
     store = open_store(settings)
     reports = [shop_status(store, one, now) for one in shops]
-    problems = [line for report in reports for line in report.problems()]
+    unknown = None if shop else unknown_shop_health(store, now)  # deliveries to no configured shop
+    problems = [line for report in reports for line in report.problems()] + (unknown.problems() if unknown else [])
     if as_json:
         click.echo(json.dumps({"at": now.isoformat().replace("+00:00", "Z"), "ok": not problems,
-                               "problems": problems, "shops": [r.as_json() for r in reports]}, indent=1))
+                               "problems": problems, "shops": [r.as_json() for r in reports],
+                               "unknown_shop": unknown.as_json() if unknown else None}, indent=1))
         return 1 if problems else 0
     for report in reports:
         for line in status_lines(report):

@@ -24,6 +24,7 @@ from connector.config import ShopSettings
 from connector.domain.ports import Subscription, SubscriptionApi
 from connector.domain.subscriptions import delivery_url
 from connector.errors import StagesyncError, StorageUnavailableError
+from connector.services.intake_health import UNKNOWN_SHOP, IntakeHealth, intake_health
 from connector.services.webhook_install import NOTHING_TO_INSTALL, install, marked, same_url, subscription_api
 
 log = logging.getLogger("stagesync.webhooks")
@@ -58,7 +59,7 @@ class ShopWebhooks:
     topics: list[TopicState] = field(default_factory=list)
     note: str = ""  # why there are no topics (nothing to subscribe, no api table), or what the API cannot do
     error: str | None = None  # the subscriptions could not be read
-    delivery: Any = None  # connector.services.intake_health.IntakeHealth, or None when not available
+    delivery: IntakeHealth | None = None  # None: not read (tests of the subscriptions' side alone)
 
     def problems(self) -> list[str]:
         lines = [f"{self.shop_id}: cannot read the webhook subscriptions: {self.error}"] if self.error else []
@@ -99,13 +100,15 @@ def subscription_states(shop: ShopSettings, topics: tuple[str, ...], subscriptio
     return states
 
 
-def delivery_health(store, shop_id: str, now: datetime):
-    """The deliveries' side (connector.services.intake_health), None where it is not built in."""
-    try:
-        from connector.services.intake_health import intake_health
-    except ImportError:
-        return None
+def delivery_health(store, shop_id: str, now: datetime) -> IntakeHealth:
+    """The deliveries' side of one shop (connector.services.intake_health)."""
     return intake_health(store, shop_id, now)
+
+
+def unknown_shop_health(store, now: datetime) -> IntakeHealth:
+    """Deliveries refused because they named no configured shop: they belong to no shop's report,
+    so `webhooks status` for every shop reports them apart."""
+    return intake_health(store, UNKNOWN_SHOP, now)
 
 
 def shop_status(store, shop: ShopSettings, now: datetime, *, api: SubscriptionApi | None = None,

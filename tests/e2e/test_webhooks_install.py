@@ -237,3 +237,36 @@ def test_the_scheduled_poll_logs_an_error_per_problem_and_repairs_with_auto_repa
         assert len(archived) == 1 and archived[0]["destination"] == f"{PUBLIC}/webhooks/outdoor"
     else:
         assert archived == []
+
+
+def test_status_shows_the_last_accepted_webhook_and_fails_on_refused_deliveries(vendors, config_file, database_url,
+                                                                                capsys):
+    from datetime import datetime, timezone
+
+    from connector import config
+    from connector.web.app import create_app
+    from tests.fakes.senders import ShopifySender
+
+    run(config_file, capsys, "install", "--shop", "acme")
+    settings = config.load(config_file)
+    client = create_app(settings).test_client()
+    sender = ShopifySender(secret=fakes.SHOPIFY_CLIENT_SECRET)  # a Dev Dashboard app signs with its client secret
+    good = sender.order(1001, "jane@example.com", "59.90", datetime.now(timezone.utc))
+    assert client.post("/webhooks/acme", data=good.body, headers=good.headers).status_code == 200
+    code, out, _ = run(config_file, capsys, "status", "--shop", "acme")
+    assert code == 0, out
+    accepted = next(line for line in out.splitlines() if line.strip().startswith("orders/updated"))
+    assert "active" in accepted and "last accepted 20" in accepted
+    assert "refused in the last 24 h: none; missed orders: 0" in out
+
+    forged = ShopifySender(secret="not-the-client-secret").order(1002, "joe@example.com", "10.00",
+                                                                 datetime.now(timezone.utc))
+    assert client.post("/webhooks/acme", data=forged.body, headers=forged.headers).status_code == 401
+    assert client.post("/webhooks/nosuch", data=good.body, headers=good.headers).status_code == 404
+    code, out, _ = run(config_file, capsys, "status")
+    assert code == 1
+    problems = [line for line in out.splitlines() if line.startswith("PROBLEM")]
+    assert any(p.startswith("PROBLEM acme: 1 webhook deliveries refused in the last 24 h: bad or missing signature")
+               for p in problems), problems
+    assert any(p.startswith("PROBLEM deliveries to unknown shops: 1 webhook deliveries refused") for p in problems)
+    assert "refused in the last 24 h: 1 bad_signature" in out
