@@ -189,6 +189,7 @@ def test_status_json_names_each_shop_and_topic(vendors, config_file, capsys):
     states = {t["topic"]: t["state"] for t in by_shop["outdoor"]["subscriptions"]}
     assert states.pop("store/order/created") == "wrong_secret" and set(states.values()) == {"active"}
     assert by_shop["savons"]["subscriptions"] == [] and "poll" in by_shop["savons"]["note"]
+    assert by_shop["outdoor"]["delivery"]["rejected"] == {} and report["unknown_shop"]["shop"] == "(unknown)"
     assert any("outdoor: store/order/created: subscription sends another secret" in p for p in report["problems"])
     assert "bc-secret-0123456789" not in out and "an-old-secret" not in out
 
