@@ -143,10 +143,7 @@ def watch(store, shop: ShopSettings, now: datetime, *, api: SubscriptionApi | No
     problems = report.problems()
     for line in problems:
         log.error("%s", line, extra={"shop": shop.id})
-    if shop.auto_repair and any(t.state in REPAIRABLE for t in report.topics):
-        if not shop.public_url:
-            log.error("%s: auto_repair needs the shop's public_url", shop.id, extra={"shop": shop.id})
-            return problems
+    if shop.auto_repair and any(t.state in REPAIRABLE for t in report.topics):  # topics: checked at public_url
         try:
             result = install(shop, api=api)
         except StorageUnavailableError:
