@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import re
 
-_EMAIL = re.compile(r"[\w.+'-]+@[\w-]+(?:\.[\w-]+)+")
+# An email address as a vendor's answer or a URL may echo it: a plain or quoted local part
+# (`"alice smith"@example.com`), and the `@` as it is, percent-encoded (`%40`, in a URL) or escaped
+# in JSON (`\u0040`) or HTML (`&#64;`). Local parts are at most 64 characters (RFC 5321 4.5.3.1.1).
+_AT = r"(?:@|%40|\\u0040|&#0*64;|&#x0*40;)"
+_LOCAL = r"(?:\\?\"[^\"\r\n]{1,64}?\\?\"|[\w.+'%!#$*^`{|}~-]{1,64})"
+_EMAIL = re.compile(_LOCAL + _AT + r"[\w-]+(?:\.[\w-]+)+", re.IGNORECASE)
+_AT_SIGN = re.compile(_AT, re.IGNORECASE)
 
 
 class StagesyncError(Exception):
@@ -112,5 +118,6 @@ def quoted(text: str, limit: int = QUOTE_LIMIT) -> str:
 
 
 def scrub(text: str) -> str:
-    """A message from elsewhere (a vendor's answer, say) with every email address in it masked."""
-    return _EMAIL.sub(lambda m: mask(m.group(0)), text)
+    """A message from elsewhere (a vendor's answer, say) with every email address in it masked,
+    however it is written (`_EMAIL`)."""
+    return _EMAIL.sub(lambda m: mask(_AT_SIGN.sub("@", m.group(0), count=1)), text)

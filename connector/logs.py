@@ -28,7 +28,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": scrub(record.getMessage()),
         }
-        for key in ("shop", "platform", "request_id", "destination", "answer", "topic", "status", "ms"):
+        for key in ("shop", "platform", "request_id", "destination", "answer", "topic", "status", "ms",
+                    "rejected"):
             value = getattr(record, key, None)
             if value is not None:
                 entry[key] = scrub(value) if isinstance(value, str) else value

@@ -98,10 +98,22 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
     base = Inbound(topic=scope)
     resource = data.child("data")
     if scope == ARCHIVED_SCOPE:
+        _require_this_store(data, resource, shop)
         return replace(base, actions=(DeleteOrder(order_id=str(resource.ident("id"))),))
     if scope in ORDER_SCOPES:
         return replace(base, fetch_order_id=resource.ident("id"))
     return replace(base, ignored_reason=f"scope {quoted(scope)} is not used by stagesync")
+
+
+def _require_this_store(data: Fields, resource: Fields, shop: ShopSettings) -> None:
+    """An archive deletes only an order of this store: `data.type` is "order" and, when the shop's
+    `api.store_hash` is configured, `producer` is "stores/<store_hash>" (the callback's fields:
+    https://developer.bigcommerce.com/docs/integrations/webhooks#callback-payload)."""
+    if resource.text("type") != "order":
+        raise resource.error("type", "must be \"order\" for store/order/archived; nothing deleted")
+    store_hash = str(shop.api.get("store_hash") or "").strip()
+    if store_hash and data.text("producer") != f"stores/{store_hash}":
+        raise data.error("producer", "names another store; nothing deleted")
 
 
 def fetch(shop: ShopSettings, inbound: Inbound, *, session: requests.Session | None = None) -> Inbound:

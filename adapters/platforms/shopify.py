@@ -35,11 +35,13 @@ from connector.domain.inbound import (
 )
 from connector.domain.orders import MAX_AMOUNT, ZERO, Order, normalise_email, normalise_phone
 
-from adapters.platforms.signatures import Fields, delivery_key, header, read_json, sign_body_hmac, verify_body_hmac
+from adapters.platforms.signatures import (Fields, delivery_key, header, read_json, require_shape, sign_body_hmac,
+                                          verify_body_hmac)
 
 NAME = "shopify"
 # Webhook headers: https://shopify.dev/docs/apps/build/webhooks/delivery-structure#headers
 TOPIC_HEADER = "X-Shopify-Topic"
+SHOP_DOMAIN_HEADER = "X-Shopify-Shop-Domain"
 HMAC_HEADER = "X-Shopify-Hmac-Sha256"
 EVENT_ID_HEADER = "X-Shopify-Event-Id"
 WEBHOOK_ID_HEADER = "X-Shopify-Webhook-Id"
@@ -48,6 +50,14 @@ API_VERSION = "2026-10"  # what `sign()` announces; the payload fields read here
 ORDER_TOPICS = ("orders/create", "orders/updated", "orders/paid", "orders/cancelled")
 # The three mandatory privacy topics: https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance
 PRIVACY_TOPICS = ("customers/redact", "shop/redact", "customers/data_request")
+# The destructive topics' bodies, whole (Shopify signs the body, not the X-Shopify-Topic header, so
+# a body is acted on only when it has its topic's shape; docs/http.md, 'Destructive topics'):
+# shop/redact {"shop_id", "shop_domain"} and customers/redact {"shop_id", "shop_domain", "customer":
+# {"id", "email", "phone"}, "orders_to_redact"} (https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance);
+# orders/delete {"id"} (the orders/delete example of https://shopify.dev/docs/api/webhooks?reference=toml).
+SHOP_REDACT_FIELDS = frozenset({"shop_id", "shop_domain"})
+CUSTOMERS_REDACT_FIELDS = frozenset({"shop_id", "shop_domain", "customer", "orders_to_redact"})
+ORDER_DELETE_FIELDS = frozenset({"id"})
 TOPICS = ORDER_TOPICS + ("orders/edited", "orders/delete", "refunds/create", "customers/create",
                          "customers/update", "app/uninstalled") + PRIVACY_TOPICS
 
@@ -93,7 +103,22 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
     handler = _HANDLERS.get(topic)
     if handler is None:
         return replace(base, ignored_reason=f"topic {quoted(topic)} is not used by stagesync")
+    if handler in (_order_deleted, _customer_redact, _shop_redact):
+        _require_this_shop(headers, data, shop, in_body=handler is not _order_deleted)
     return handler(base, data, shop)
+
+
+def _require_this_shop(headers: Mapping[str, str], data: Fields, shop: ShopSettings, *, in_body: bool) -> None:
+    """A destructive delivery must name this shop: the body's `shop_domain` (privacy topics) and the
+    X-Shopify-Shop-Domain header each equal the shop's `api.shop_domain` when it is configured, and
+    each other."""
+    configured = str(shop.api.get("shop_domain") or "").strip().lower() or None
+    named = {"api.shop_domain": configured, SHOP_DOMAIN_HEADER: (header(headers, SHOP_DOMAIN_HEADER) or "").lower() or None}
+    if in_body:
+        named["shop_domain"] = (data.text("shop_domain") or "").strip().lower() or None
+    given = {where: domain for where, domain in named.items() if domain}
+    if len(set(given.values())) > 1:
+        raise PayloadError(f"{data.where}: names another shop ({', '.join(sorted(given))} differ); nothing deleted")
 
 
 # --- orders ---------------------------------------------------------------------------------------
@@ -160,6 +185,7 @@ def _order_edited(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
 
 
 def _order_deleted(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
+    require_shape(data, "orders/delete", ORDER_DELETE_FIELDS, ("id",))
     return replace(base, actions=(DeleteOrder(order_id=data.ident("id")),))
 
 
@@ -286,25 +312,30 @@ def _customer_seen(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
 
 
 def _customer_redact(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
+    require_shape(data, "customers/redact", CUSTOMERS_REDACT_FIELDS, ("shop_domain", "customer"))
     customer = data.child("customer")
     email, phone = _identity(customer, shop)
     order_ids = data.idents("orders_to_redact")
-    extra = {"customer_id": customer.ident("id", required=False)}
-    if not (email or phone or order_ids):
-        return replace(base, extra=extra, ignored_reason="redaction names no email, phone or order")
-    return replace(base, actions=(RedactCustomer(email=email, phone=phone, order_ids=order_ids),), extra=extra)
+    customer_id = customer.ident("id", required=False)
+    extra = {"customer_id": customer_id}
+    if not (email or phone or order_ids or customer_id):
+        return replace(base, extra=extra, ignored_reason="redaction names no email, phone, customer or order")
+    return replace(base, actions=(RedactCustomer(email=email, phone=phone, order_ids=order_ids,
+                                                 customer_id=customer_id),), extra=extra)
 
 
 def _data_request(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
     customer = data.child("customer")
     email, phone = _identity(customer, shop)
+    customer_id, orders_requested = customer.ident("id", required=False), data.idents("orders_requested")
     request = RecordDataRequest(email=email, phone=phone,
-                                request_id=data.child("data_request").ident("id", required=False))
-    return replace(base, actions=(request,), extra={"customer_id": customer.ident("id", required=False),
-                                                    "orders_requested": data.idents("orders_requested")})
+                                request_id=data.child("data_request").ident("id", required=False),
+                                customer_id=customer_id, orders_requested=orders_requested)
+    return replace(base, actions=(request,), extra={"customer_id": customer_id, "orders_requested": orders_requested})
 
 
 def _shop_redact(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
+    require_shape(data, "shop/redact", SHOP_REDACT_FIELDS, ("shop_domain",))
     return replace(base, actions=(RedactShop(),))
 
 

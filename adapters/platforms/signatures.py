@@ -122,14 +122,28 @@ def verify_standard(body: bytes, secret: str, msg_id: str | None, timestamp: str
         when = f"{int(age)} s old" if age > 0 else f"{int(-age)} s in the future"
         raise SignatureError(f"{where}: the webhook-timestamp is {when} "
                              f"(tolerance {int(STANDARD_TOLERANCE.total_seconds())} s): a replay or a wrong clock")
-    expected = _hmac_sha256(standard_key(secret, where=where), f"{msg_id}.{timestamp}.".encode("utf-8") + body)
+    key = standard_key(secret, where=where)
+    expected = [_hmac_sha256(key, id_bytes + f".{timestamp}.".encode("ascii") + body) for id_bytes in _id_bytes(msg_id)]
     for entry in signatures.split():
         version, _, encoded = entry.partition(",")
         candidate = _b64decode(encoded) if version == "v1" else None
-        if candidate is not None and hmac.compare_digest(candidate, expected):
+        if candidate is not None and any(hmac.compare_digest(candidate, one) for one in expected):
             return
     raise SignatureError(f"{where}: no v1 signature in webhook-signature matches the body "
                          "(wrong secret, or the body was changed on the way)")
+
+
+def _id_bytes(msg_id: str) -> list[bytes]:
+    """The webhook-id as the sender signed it: its UTF-8 bytes ("{id}.{timestamp}.{body}" is signed
+    as UTF-8, https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md,
+    'Signature scheme'). A WSGI server hands header values over as ISO-8859-1 text (PEP 3333), so a
+    non-ASCII id's raw bytes are its latin-1 encoding; a value given as text is encoded as UTF-8."""
+    candidates = [msg_id.encode("utf-8", "surrogatepass")]
+    try:
+        raw = msg_id.encode("latin-1")
+    except UnicodeEncodeError:
+        return candidates
+    return candidates if raw == candidates[0] else [raw, *candidates]
 
 
 # --- Reading a verified body ----------------------------------------------------------------------
@@ -324,3 +338,17 @@ class Fields:
     def idents(self, key: str) -> tuple[str, ...]:
         """A list of ids (whole numbers or strings), as strings."""
         return tuple(self._as_ident(f"{key}[{i}]", value) for i, value in enumerate(self.items(key)))
+
+
+def require_shape(data: "Fields", topic: str, allowed: frozenset[str], required: tuple[str, ...]) -> None:
+    """A destructive topic is acted on only when the body has that topic's shape: every `required`
+    field present and no field outside `allowed`. The topic header is not signed (only the body
+    is), so a signed body of another topic re-sent under a destructive topic is refused (400)
+    instead of deleting anything (docs/http.md, 'Destructive topics')."""
+    missing = [key for key in required if not data.has(key)]
+    unexpected = sorted(key for key in data.data if key not in allowed)
+    if missing or unexpected:
+        problem = (f"lacks {', '.join(missing)}" if missing else "") + ("; " if missing and unexpected else "") + (
+            f"has fields a {topic} body never has ({', '.join(quoted(k, 40) for k in unexpected[:5])})" if unexpected else "")
+        raise PayloadError(f"{data.where}: not a {topic} body: it {problem}; nothing deleted")
+

@@ -38,7 +38,8 @@ are ISO 8601 ("2025-03-14T10:30:00Z"), UTC when written without an offset.
     type "refund.created":    data.order_id, data.refund_id, data.amount required, data.created_at optional
                               (recorded once per refund_id)
     type "customer.seen":     data.email and/or data.phone: a customer without orders yet (a prospect)
-    type "customer.redacted": data.email and/or data.phone, data.order_ids (array) optional: forget them
+    type "customer.redacted": data.email, data.phone, data.customer_id, data.order_ids (array): at least
+                              one; forget the customer by every one given
 
 Any other type is answered 200 "ignored", so senders can add types without breaking stagesync.
 
@@ -179,9 +180,11 @@ def _customer_seen(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
 def _customer_redacted(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
     email, phone = _identity(data, shop)
     order_ids = data.idents("order_ids")
-    if not (email or phone or order_ids):
-        raise PayloadError(f"{data.where}: field 'email', 'phone' or 'order_ids' is required")
-    return replace(base, actions=(RedactCustomer(email=email, phone=phone, order_ids=order_ids),))
+    customer_id = data.ident("customer_id", required=False)
+    if not (email or phone or order_ids or customer_id):
+        raise PayloadError(f"{data.where}: field 'email', 'phone', 'customer_id' or 'order_ids' is required")
+    return replace(base, actions=(RedactCustomer(email=email, phone=phone, order_ids=order_ids,
+                                                 customer_id=customer_id),))
 
 
 _Handler = Callable[[Inbound, Fields, ShopSettings], Inbound]

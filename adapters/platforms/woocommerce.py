@@ -33,7 +33,7 @@ from connector.errors import PayloadError, quoted
 from connector.domain.inbound import DeleteOrder, Inbound, SeeCustomer, UpsertOrder
 from connector.domain.orders import ZERO, Order, normalise_phone
 
-from adapters.platforms.signatures import Fields, header, read_json, sign_body_hmac, verify_body_hmac
+from adapters.platforms.signatures import Fields, header, read_json, require_shape, sign_body_hmac, verify_body_hmac
 
 NAME = "woocommerce"
 # Header names as set in WC_Webhook::deliver.
@@ -166,6 +166,9 @@ def _placed_at(data: Fields) -> datetime:
 
 
 def _order_deleted(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
+    # `WC_Webhook::build_payload` sends a deleted resource as {"id": N} and nothing else; the topic
+    # header is not signed, so a signed order body re-sent as order.deleted is refused (400).
+    require_shape(data, "order.deleted", frozenset({"id"}), ("id",))
     return replace(base, actions=(DeleteOrder(order_id=data.ident("id")),))
 
 

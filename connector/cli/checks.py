@@ -8,14 +8,16 @@ from connector.cli.common import Invocation, command, pass_invocation
 from connector.errors import ConfigError
 
 
-@command("check-config", "validate the configuration; exit 1 with every problem listed")
+@command("check-config", "validate the configuration; exit 1 with every problem listed (weak secrets: a warning)")
 @pass_invocation
 def check_config(invocation: Invocation) -> int:
-    from connector.cli.runs import config_problems
+    from connector.cli.runs import config_problems, secret_warnings
 
     settings = invocation.settings()
     problems = config_problems(settings)
     if problems:
         raise ConfigError(problems)
+    for warning in secret_warnings(settings):  # printed, but the configuration still passes
+        click.echo(f"stagesync: warning: {warning}", err=True)
     click.echo(f"{settings.source}: OK, {len(settings.shops)} shop(s): {', '.join(sorted(settings.shops)) or '-'}")
     return 0

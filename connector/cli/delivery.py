@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import click
 
 from connector.cli.common import Invocation, command, open_store, pass_invocation, shop_option
-from connector.cli.output import dead_letter_lines, sync_summary
+from connector.cli.output import dead_letter_lines, destination_error_lines, refusal_lines, sync_summary
 
 
 def _sync_worker(settings, shop: str | None):
@@ -32,13 +32,16 @@ def worker_command(invocation: Invocation, shop: str | None) -> int:
     return 0
 
 
-@command("sync", "sync once; exit when nothing is due")
+@command("sync", "sync once; exit when nothing is due (exit 1 when a destination refused everything it tried)")
 @shop_option(help="only this shop")
 @pass_invocation
 def sync_command(invocation: Invocation, shop: str | None) -> int:
     stats = _sync_worker(invocation.settings(), shop).drain()
     click.echo(sync_summary(stats))
-    return 0
+    refused = refusal_lines(stats)
+    for line in refused:  # a wrong key: said once per destination, not once per contact
+        click.echo(f"stagesync: {line}", err=True)
+    return 1 if refused else 0
 
 
 @command("deadletters", "list, or re-queue, what a destination refused")
@@ -58,9 +61,13 @@ def deadletters_command(invocation: Invocation, shop: str | None, replay: bool) 
         return 0
     with store.read() as conn:
         letters = outbox.dead_letters(conn, shop_id)
+        levels = outbox.queue_levels(conn, shop_id)
+    for line in destination_error_lines(levels):
+        click.echo(line)
     if not letters:
         click.echo("no dead letters")
         return 0
+    click.echo("")
     for line in dead_letter_lines(letters):
         click.echo(line)
     return 0

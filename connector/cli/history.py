@@ -6,9 +6,8 @@ from datetime import datetime, timezone
 
 import click
 
-from connector.cli.common import (Invocation, at_option, command, open_store, parse_at, parse_since,
-                                  pass_invocation, shop_option)
-from connector.cli.output import backfill_summary, import_summary, recompute_summary
+from connector.cli.common import Invocation, command, open_store, parse_since, pass_invocation, shop_option
+from connector.cli.output import backfill_summary, dry_run_summary, import_summary, recompute_summary, replay_summary
 from connector.errors import UserError
 
 
@@ -21,6 +20,7 @@ def import_command(invocation: Invocation, shop: str, file: str, skip_invalid: b
     from connector.cli.runs import recompute_with_progress
     from connector.services.csv_import import import_csv
     from connector.services.progress import Progress
+    from connector.services.replay import replay_if_new
 
     settings, shop_settings = invocation.shop(shop)
     store = open_store(settings)
@@ -30,24 +30,34 @@ def import_command(invocation: Invocation, shop: str, file: str, skip_invalid: b
     for rejected in result.rejected:
         click.echo(f"{file}: line {rejected.line}: rejected: {rejected.reason}", err=True)
     click.echo(import_summary(result))
-    recomputed = recompute_with_progress(store, shop_settings, datetime.now(timezone.utc))
+    now = datetime.now(timezone.utc)
+    replayed = replay_if_new(store, shop_settings, now)  # a first import: the history of its days
+    if replayed is not None:
+        click.echo(replay_summary(shop_settings.id, replayed))
+    recomputed = recompute_with_progress(store, shop_settings, now)
     click.echo(recompute_summary(shop_settings.id, recomputed))
     return 0
 
 
-@command("recompute", "re-evaluate stages, store and queue what changed")
+@command("recompute", "re-evaluate stages now, store and queue what changed (--dry-run: only count it)")
 @shop_option(help="one shop (default: every shop)")
-@at_option
+@click.option("--dry-run", is_flag=True, help="count what would change, per model and stage transition; "
+                                              "write and queue nothing")
+@click.option("--at", hidden=True, help="refused: recompute evaluates now (replay a date with `stages --at`)")
 @pass_invocation
-def recompute_command(invocation: Invocation, shop: str | None, at: str | None) -> int:
+def recompute_command(invocation: Invocation, shop: str | None, dry_run: bool, at: str | None) -> int:
     from connector.cli.runs import recompute_with_progress
 
+    if at is not None:  # it once stored a replayed date as the live stages and queued them
+        raise UserError("recompute has no --at: it evaluates now and stores the result; to see a past date "
+                        "without changing anything use `stages --at`, `explain --at` or `export --at`")
     settings = invocation.settings()
-    now = parse_at(at)
+    now = datetime.now(timezone.utc)
     shops = [settings.shop(shop)] if shop else list(settings.shops.values())
     store = open_store(settings)
     for one in shops:
-        click.echo(recompute_summary(one.id, recompute_with_progress(store, one, now)))
+        result = recompute_with_progress(store, one, now, dry_run=dry_run)
+        click.echo(dry_run_summary(one.id, result) if dry_run else recompute_summary(one.id, result))
     return 0
 
 
@@ -72,6 +82,8 @@ def backfill_command(invocation: Invocation, shop: str, since: str | None) -> in
         fetching.close()
         recomputing.close()
     click.echo(backfill_summary(shop_settings, result))
+    if result.replayed is not None:
+        click.echo(replay_summary(shop_settings.id, result.replayed))
     if result.recompute is not None:
         click.echo(recompute_summary(shop_settings.id, result.recompute))
     return 0

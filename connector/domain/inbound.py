@@ -50,11 +50,13 @@ class SeeCustomer:
 
 @dataclass(frozen=True, slots=True)
 class RedactCustomer:
-    """Privacy: delete this customer's orders and state, and queue the removal of synced properties."""
+    """Privacy: delete this customer's orders and state, by every identity named (email, phone,
+    the platform's customer id, orders), and queue the removal of synced properties."""
 
     email: str | None
     phone: str | None = None
     order_ids: tuple[str, ...] = ()
+    customer_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +66,14 @@ class RedactShop:
 
 @dataclass(frozen=True, slots=True)
 class RecordDataRequest:
-    """Privacy: a customer asked for their data; recorded so the data can be exported."""
+    """Privacy: a customer asked for their data; recorded (whatever it names) so that the store
+    owner can list it and export the data."""
 
     email: str | None
     phone: str | None = None
     request_id: str | None = None
+    customer_id: str | None = None
+    orders_requested: tuple[str, ...] = ()
 
 
 Action = Union[UpsertOrder, DeleteOrder, RecordRefund, SeeCustomer, RedactCustomer, RedactShop, RecordDataRequest]

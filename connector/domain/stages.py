@@ -163,14 +163,22 @@ def _clamp(days: int) -> int:
     return max(BAND_MIN, min(BAND_MAX, days))
 
 
-def _median(values: Sequence[Fraction]) -> Fraction:
-    # Exact order, compared mostly as floats: a correctly rounded division never inverts two
-    # values, so the Fraction is compared only where two floats tie.
-    ordered = sorted(values, key=lambda f: (f.numerator / f.denominator, f))
+def interval_key(value: Fraction) -> tuple[float, Fraction]:
+    """The sort key of an interval: exact order, compared mostly as floats (a correctly rounded
+    division never inverts two values, so the Fraction is compared only where two floats tie)."""
+    return value.numerator / value.denominator, value
+
+
+def median_of_sorted(ordered: Sequence[Fraction]) -> Fraction:
+    """The median of values already in ascending order."""
     middle = len(ordered) // 2
     if len(ordered) % 2:
         return ordered[middle]
     return (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _median(values: Sequence[Fraction]) -> Fraction:
+    return median_of_sorted(sorted(values, key=interval_key))
 
 
 def purchase_interval(figures: CustomerFigures) -> Fraction | None:
@@ -188,10 +196,17 @@ def interval_of_span(span_micros: int, orders_365d: int) -> Fraction:
 
 def recency_bands(intervals: Sequence[Fraction], settings: RfmSettings) -> Bands:
     """Adaptive bands from the returning customers' purchase intervals, else the configured ones."""
-    configured = Bands(settings.recent_days, settings.nurture_days, settings.risk_days)
     if not settings.adaptive or len(intervals) < ADAPTIVE_MIN_RETURNING:
+        return bands_of_median(None, settings)
+    return bands_of_median(_median(intervals), settings)
+
+
+def bands_of_median(p: Fraction | None, settings: RfmSettings) -> Bands:
+    """The bands for a median purchase interval `p` (None: too few returning customers, or bands
+    not adaptive): the configured ones unless the fitted ones are strictly increasing."""
+    configured = Bands(settings.recent_days, settings.nurture_days, settings.risk_days)
+    if not settings.adaptive or p is None:
         return configured
-    p = _median(intervals)
     recent, nurture, risk = (_clamp(_round_half_up(p * k)) for k in (1, Fraction(9, 4), Fraction(9, 2)))
     if not recent < nurture < risk:
         return configured

@@ -4,12 +4,16 @@
   rules of webhooks: an order is rewritten only by a newer version) in one transaction together
   with the checkpoint that follows it. An interrupted backfill resumes after its last stored page;
   a finished one, run again, reads everything again and changes nothing. Then the shop is
-  recomputed (`evaluation.recompute`), which queues the sync of every customer that changed.
+  recomputed (`evaluation.recompute`), which queues the sync of every customer that changed; a
+  shop with no stage history yet first has it replayed on the days it happened (`replay`).
 - `poll`: the orders created or modified since the shop's poll cursor (less a small overlap), each
   stored and its customer re-evaluated exactly as a webhook does (`store.store_orders`,
   `evaluation.evaluate_customers`), a page a transaction. The cursor moves to the poll's start
   once every page is stored, so an interrupted poll is simply done again. This is WiziShop's only
   feed, and on the other platforms the reconciliation that catches webhooks that never arrived.
+
+Both note the orders they store first, before any webhook brought them: intake health
+(connector.services.intake_health) reports those as "missed" webhooks.
 
 Platforms whose orders carry no modification time (`client.versioned` False: WiziShop) have each
 order compared with the stored one; a changed order is stored with the read instant as its version.
@@ -25,6 +29,8 @@ from typing import Callable, Iterable, Sequence
 
 from connector.config import ShopSettings
 from connector.services.evaluation import RecomputeResult, evaluate_customers, recompute
+from connector.services.intake_health import note_first_arrivals, prune_arrivals
+from connector.services.replay import ReplayResult, replay_if_new
 from connector.domain.orders import Order, in_shop_currency
 from connector.storage.store import Store
 
@@ -50,6 +56,7 @@ class ReadResult:
     resumed: bool = False
     customers: int = 0  # customers re-evaluated (poll)
     recompute: RecomputeResult | None = None  # backfill
+    replayed: ReplayResult | None = None  # a first backfill: the stage history replayed on its days
 
 
 @dataclass
@@ -102,6 +109,7 @@ def backfill(store: Store, shop: ShopSettings, now: datetime, *, since: datetime
     for page in client.backfill(since, checkpoint.state if resuming else None):
         with store.transaction() as conn:
             orders = _prepare(store, conn, shop, client, page.orders, now)
+            note_first_arrivals(store, conn, shop.id, orders, BACKFILL, now)
             changed = store.upsert_orders(conn, orders)
             checkpoint = dataclasses.replace(checkpoint, state=page.state, fetched=checkpoint.fetched + page.fetched)
             store.save_cursor(conn, shop.id, BACKFILL, checkpoint.dump(), now)
@@ -113,7 +121,9 @@ def backfill(store: Store, shop: ShopSettings, now: datetime, *, since: datetime
         store.save_cursor(conn, shop.id, BACKFILL, dataclasses.replace(checkpoint, done=True).dump(), now)
         if store.load_cursor(conn, shop.id, POLL) is None:  # polling goes on from the backfill's start
             store.save_cursor(conn, shop.id, POLL, checkpoint.started, now)
+    prune_arrivals(store, shop.id, now)
     store.analyze("orders")
+    result.replayed = replay_if_new(store, shop, now)
     result.recompute = recompute(store, shop, now, progress=recompute_progress)
     return result
 
@@ -129,6 +139,7 @@ def poll(store: Store, shop: ShopSettings, now: datetime, *, client=None,
     for page in client.changed(since):
         with store.transaction() as conn:
             orders = _prepare(store, conn, shop, client, page.orders, now)
+            note_first_arrivals(store, conn, shop.id, orders, POLL, now)  # intake health: what no webhook brought
             touched: set[str] = set()
             changed = 0
             for order, written in zip(orders, store.store_orders(conn, orders)):  # the newest version wins
@@ -143,6 +154,7 @@ def poll(store: Store, shop: ShopSettings, now: datetime, *, client=None,
             progress(result.fetched, page.total)
     with store.transaction() as conn:
         store.save_cursor(conn, shop.id, POLL, now.isoformat(), now)
+    prune_arrivals(store, shop.id, now)
     return result
 
 

@@ -3,11 +3,17 @@
 Two passes over the file: the first validates every row (so that a bad row imports nothing,
 or, with `skip_invalid`, so that every rejected line is listed), the second loads the valid
 rows in chunks through the same upsert rules as webhooks. Importing a file twice changes nothing.
+
+The file is UTF-8, comma-separated, with a header row. Nothing is guessed: an amount that is not a
+plain decimal (`12,50`, `1 200`) or a row with more values than the header (an unquoted `12,50`
+splits in two) is a bad row; a `;`- or tab-separated file, an empty file and a byte that is not
+UTF-8 are each one clear error, the byte's with its true line number.
 """
 
 from __future__ import annotations
 
 import csv
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, time, timezone
 from decimal import Decimal, InvalidOperation
@@ -22,6 +28,8 @@ from connector.storage.store import Store
 REQUIRED = ("order_id", "email", "placed_at", "total")
 STATUSES = ("placed", "cancelled", "refunded")
 CHUNK = 10_000
+PLAIN_DECIMAL = re.compile(r"\d+(?:\.\d+)?")  # `59.90`, `12`: no sign, exponent, grouping or decimal comma
+OTHER_SEPARATORS = {";": "';'", "\t": "tab"}
 
 
 @dataclass(frozen=True)
@@ -64,17 +72,24 @@ def instant_option(raw: str | None, label: str) -> datetime | None:
 
 
 def _decimal(raw: str, column: str) -> Decimal:
-    try:
-        value = Decimal(raw.strip())
-    except InvalidOperation:
-        raise ValueError(f"{column} {raw!r} is not a decimal number") from None
-    if not value.is_finite() or value < 0:
+    """A plain non-negative decimal (`59.90`); anything else (`12,50`, `1 200`, `1e3`, `-1`) is a
+    ValueError: a bad row, never a guess."""
+    text = raw.strip()
+    if text.startswith("-") and PLAIN_DECIMAL.fullmatch(text[1:]):
         raise ValueError(f"{column} {raw!r} must be a non-negative decimal")
-    return value
+    if not PLAIN_DECIMAL.fullmatch(text):
+        raise ValueError(f"{column} {raw!r} is not a plain decimal number (write it like 1200.50)")
+    try:
+        return Decimal(text)
+    except InvalidOperation:  # pragma: no cover - the pattern admits only decimals
+        raise ValueError(f"{column} {raw!r} is not a decimal number") from None
 
 
 def row_to_order(row: dict[str, str], shop: ShopSettings) -> Order:
     """One CSV row as an order; ValueError with a readable reason when the row is bad."""
+    if row.get(None):  # csv.DictReader puts the values beyond the header's columns under None
+        raise ValueError(f"{len(row) - 1 + len(row[None])} values for {len(row) - 1} columns: an unquoted comma in "
+                         "a value? (a decimal comma such as 12,50 must be written 12.50)")
     order_id = (row.get("order_id") or "").strip()
     if not order_id:
         raise ValueError("order_id is empty")
@@ -101,27 +116,48 @@ def row_to_order(row: dict[str, str], shop: ShopSettings) -> Order:
     )
 
 
+def _decoded_lines(handle, path: Path) -> Iterator[str]:
+    """The file's lines as text, decoded one physical line at a time (a UTF-8 character never
+    holds a newline byte), so that a byte that is not UTF-8 is reported on its own line."""
+    for number, raw in enumerate(handle, 1):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise UserError(f"{path}: line {number}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at character "
+                            f"{len(raw[:exc.start].decode('utf-8', 'replace')) + 1}); save the file as UTF-8") from None
+        yield text.removeprefix("\ufeff") if number == 1 else text
+
+
+def _check_header(path: Path, header: list[str] | None) -> None:
+    """An empty file, another separator, or missing required columns: one clear UserError."""
+    if not header or not any(name.strip() for name in header):
+        raise UserError(f"{path}: empty file (expected a header row: {', '.join(REQUIRED)}, ...)")
+    if len(header) == 1:
+        for separator, name in OTHER_SEPARATORS.items():
+            if separator in header[0]:
+                raise UserError(f"{path}: looks like {name}-separated: use ',' as the separator "
+                                f"(header row: {', '.join(REQUIRED)}, ...)")
+    missing = [c for c in REQUIRED if c not in header]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {', '.join(missing)} in the header row "
+                        f"(required: {', '.join(REQUIRED)})")
+
+
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        handle = path.open("rb")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot be read ({exc.strerror})") from None
     with handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(_decoded_lines(handle, path))
         try:
-            header = reader.fieldnames or []
-            missing = [c for c in REQUIRED if c not in header]
-            if missing:
-                raise UserError(f"{path}: missing column(s) {', '.join(missing)} in the header row "
-                                f"(required: {', '.join(REQUIRED)})")
+            _check_header(path, reader.fieldnames)
             start = reader.line_num
             for row in reader:
                 yield start + 1, row
                 start = reader.line_num
-        except UnicodeDecodeError:
-            raise UserError(f"{path}: not UTF-8 text (line {reader.line_num + 1})") from None
         except csv.Error as exc:
             raise UserError(f"{path}: line {reader.line_num}: {exc}") from None
 

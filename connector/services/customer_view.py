@@ -1,7 +1,9 @@
 """One customer as the admin API shows it: stages now, the numbers behind them, stored history.
 
 Cheap enough for a request: one indexed query for the customer, the shop figures stored by the
-last recompute (refreshed for small shops), no whole-shop aggregation.
+last recompute (refreshed for small shops), no whole-shop aggregation. Web pages and the admin
+API name a customer by its opaque `ref` (`connector.storage.refs`), never by email or phone in a
+URL: `find_customer` turns an email or phone (sent in a request body) into the view with its ref.
 """
 
 from __future__ import annotations
@@ -14,18 +16,49 @@ from connector.domain.orders import customer_key, normalise_email, normalise_pho
 from connector.services.reports import iso, unconverted_note
 from connector.domain.stages import evaluate, fields, money
 from connector.storage.intake import data_requests_of
+from connector.storage.refs import customer_of_ref, refs_of
 from connector.storage.states import stage_history
 from connector.storage.store import Store
 from connector.storage.values import from_micros
 
 
-def customer_view(store: Store, shop: ShopSettings, identity: str, now: datetime, replay: bool = False) -> dict | None:
+def identity_key(shop: ShopSettings, identity: str | None) -> str | None:
+    """The customer key an email or a phone number (as a person types it) stands for in the shop."""
+    if not identity:
+        return None
+    return customer_key(normalise_email(identity), normalise_phone(identity, shop.country))
+
+
+def contact_key(shop: ShopSettings, email: str | None, phone: str | None) -> str | None:
+    """The customer key of an email (else a phone number), each read only as what it says it is."""
+    return customer_key(normalise_email(email), normalise_phone(phone, shop.country))
+
+
+def find_customer(store: Store, shop: ShopSettings, key: str | None, now: datetime,
+                  replay: bool = False) -> dict | None:
+    """The view of the customer `key` (`identity_key`, `contact_key`), with its `ref` (made on
+    first need); None when the shop has no such customer (then no ref is made)."""
+    view = None if key is None else view_of_key(store, shop, key, now, replay)
+    if view is not None:
+        with store.transaction() as conn:
+            view["ref"] = refs_of(store, conn, shop.id, [key])[key]
+    return view
+
+
+def customer_by_ref(store: Store, shop: ShopSettings, ref: str, now: datetime, replay: bool = False) -> dict | None:
+    """The view of the customer a ref stands for; None for an unknown ref."""
+    with store.read() as conn:
+        key = customer_of_ref(conn, shop.id, ref)
+    view = None if key is None else view_of_key(store, shop, key, now, replay)
+    if view is not None:
+        view["ref"] = ref
+    return view
+
+
+def view_of_key(store: Store, shop: ShopSettings, key: str, now: datetime, replay: bool = False) -> dict | None:
     """With `replay` (an `at` asked for), the predictions come from a fit of the shop at `now`."""
     from connector.services.predicting import one_customer  # numpy: not on the webhook path's imports
 
-    key = customer_key(normalise_email(identity), normalise_phone(identity, shop.country))
-    if key is None:
-        return None
     with store.read() as conn:
         figures, state = store.customer_figures_and_state(conn, shop.id, key, now)
         if figures is None and state is None:

@@ -9,8 +9,9 @@
    Shopify webhooks over HTTP to `POST /webhooks/<shop>`: `orders/create`, then `orders/cancelled`
    or `refunds/create` for the orders cancelled or refunded later, and a few repeated deliveries,
    as Shopify's retries would. A 503 (SQLite busy) is retried, as Shopify would.
-4. Recomputes the shop, prints the stage table, the dashboard's address and the admin token, and
-   keeps serving until Ctrl-C.
+4. Replays the stage history on the days it happened (the feed recorded every change at the
+   instant its webhook arrived: `settle`), recomputes the shop, prints the stage table, the
+   dashboard's address and the admin token, and keeps serving until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -262,7 +263,7 @@ def demo_shop(settings: Settings, shop_id: str | None) -> ShopSettings:
 
 def run(settings: Settings, shop_id: str | None, host: str, port: int, n_orders: int, seed: int,
         out=print) -> int:
-    from connector.services.evaluation import recompute, snapshot
+    from connector.services.evaluation import snapshot
     from connector.services.progress import Progress
     from connector.services.reports import stage_counts, stage_table
     from connector.storage.store import Store
@@ -293,7 +294,9 @@ def run(settings: Settings, shop_id: str | None, host: str, port: int, n_orders:
             f"{result.seconds:.1f} s ({result.deliveries / max(result.seconds, 1e-9):,.0f}/s): "
             + ", ".join(f"{n:,} {answer}" for answer, n in result.answers.most_common()))
         now = datetime.now(timezone.utc)
-        recomputed = recompute(store, shop, now)
+        replayed, recomputed = settle(store, shop, now)
+        out(f"replayed the stage history of {replayed.customers:,} customers on the days it happened: "
+            f"{replayed.changes:,} stage changes")
         out(f"recomputed {recomputed.customers:,} customers: {recomputed.written:,} changed, "
             f"{recomputed.queued:,} sync(s) queued")
         out("")
@@ -315,6 +318,17 @@ def run(settings: Settings, shop_id: str | None, host: str, port: int, n_orders:
         server.stop()
         store.close()
     return 0
+
+
+def settle(store, shop: ShopSettings, now: datetime):
+    """After the feed: (replay, recompute) results. The feed sends two years of webhooks in
+    seconds, so each stage change was recorded at the instant its webhook arrived; the history is
+    replayed on the days the changes happened (`connector.services.replay`), then the shop is
+    recomputed as a daily run would (its figures and predictions)."""
+    from connector.services.evaluation import recompute
+    from connector.services.replay import replay_history
+
+    return replay_history(store, shop, now), recompute(store, shop, now)
 
 
 def _serve_until_stopped(server: DemoServer) -> int | None:

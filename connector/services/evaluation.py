@@ -4,7 +4,8 @@
   (export, stages, dashboard). Nothing is written.
 - `recompute`: the same evaluation on the store's integers (no datetime or Decimal per
   customer), compared with the stored states; only the customers whose stored state changed
-  are written, with their stage history, and queued for syncing.
+  are written, with their stage history, and queued for syncing. A dry run counts the same
+  changes and writes nothing.
 - `evaluate_customers`: the customers a webhook (or a group of them, or a poll) touched, inside
   its transaction, using the shop figures stored by the last recompute (refreshed on the spot
   for small shops).
@@ -13,8 +14,9 @@
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from fractions import Fraction
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -41,6 +43,17 @@ SMALL_SHOP_WINDOW_ORDERS = 5_000
 STORED_FIGURES_MAX_AGE_S = 60.0
 WRITE_CHUNK = 5_000
 ANALYZE_AFTER_WRITES = 1_000  # a recompute that writes this many states refreshes the planner's statistics
+# Webhook delivery ids are kept for de-duplication this long, then pruned by the daily recompute:
+# past every platform's retries. Shopify retries a failed delivery 8 times over 4 hours
+# (https://shopify.dev/changelog/updates-to-webhook-retry-mechanism; 48 hours before 2024-09);
+# BigCommerce retries for up to 48 hours (https://developer.bigcommerce.com/docs/integrations/webhooks,
+# 'Callback retry mechanism'); WooCommerce does not retry on a schedule, it disables a webhook after
+# 5 consecutive failures (WC_Webhook::failed_delivery, `woocommerce_max_webhook_delivery_failures`,
+# https://github.com/woocommerce/woocommerce/blob/trunk/plugins/woocommerce/includes/class-wc-webhook.php);
+# a Standard Webhooks sender
+# retries on its own schedule, Svix's reference one over about 28 hours (https://docs.svix.com/retries,
+# https://www.standardwebhooks.com/). A week covers them all with room for a platform's manual resend.
+DELIVERY_RETENTION = timedelta(days=7)
 NO_FIGURES = CustomerFigures()
 NOT_STORED = (None,) * len(dataclasses.fields(StoredState))  # the state of a customer never stored
 
@@ -57,15 +70,19 @@ class Snapshot:
 @dataclass
 class RecomputeResult:
     customers: int = 0
-    written: int = 0
+    written: int = 0  # customers whose stored state changed (a dry run: would change)
     stage_changes: int = 0
     queued: int = 0
     predictions: object = None  # the shop's fit at this recompute (predicting.PredictionRun)
+    # "model: from -> to" ("new" for a customer never stored) -> how many customers move so
+    transitions: dict[str, int] = field(default_factory=dict)
+    dry_run: bool = False
+    deliveries_pruned: int = 0  # delivery ids older than DELIVERY_RETENTION forgotten
 
 
 def queue_time(now: datetime) -> datetime:
     """When a sync queued by an evaluation at `now` is due: at once. An evaluation at a future
-    instant (`recompute --at`, a platform clock ahead of ours) must not postpone the sync."""
+    instant (a platform clock ahead of ours) must not postpone the sync."""
     return min(now, datetime.now(timezone.utc))
 
 
@@ -172,8 +189,10 @@ def changed_states(customers: Iterable[tuple[tuple, tuple]], shop: ShopMicros, p
 
 
 def recompute(store: Store, shop: ShopSettings, now: datetime,
-              progress: Callable[[int, int], None] | None = None) -> RecomputeResult:
-    """Re-evaluate every customer of the shop at `now`; write and queue only what changed.
+              progress: Callable[[int, int], None] | None = None, dry_run: bool = False) -> RecomputeResult:
+    """Re-evaluate every customer of the shop at `now`; write and queue only what changed, and
+    forget the delivery ids older than `DELIVERY_RETENTION`. With `dry_run`, count the same
+    changes (stages and predictions) and write, queue and forget nothing.
 
     The store's integers all the way (`next_state_micros`): the states are those `snapshot` and
     `next_state` give, without a datetime, Decimal or CustomerFigures per customer.
@@ -186,9 +205,36 @@ def recompute(store: Store, shop: ShopSettings, now: datetime,
     now_us, today = to_micros(now), now.date().isoformat()
     destinations = [d.name for d in shop.destinations]
     customers = list(_with_stored(rows, states))
-    result = RecomputeResult(customers=len(customers))
     changed, changes = changed_states(customers, figures, shop.phases, now_us, today)
     keys = list(changed)
+    result = RecomputeResult(customers=len(customers), written=len(keys), stage_changes=len(changes),
+                             queued=len(keys) * len(destinations), dry_run=dry_run,
+                             transitions=transition_counts(changes))
+    if not dry_run:
+        _write(store, shop, now, started, figures, changed, changes, progress)
+        with store.transaction() as conn:
+            result.deliveries_pruned = store.prune_deliveries(conn, shop.id, now - DELIVERY_RETENTION)
+    # once per shop per recompute (never per webhook): docs/rules.md, 'Predictions'. Imported here:
+    # numpy stays out of the webhook path's imports (a Lambda cold start pays for them).
+    from connector.services.predicting import refresh_predictions
+
+    result.predictions = refresh_predictions(store, shop, now, due=queue_time(now), dry_run=dry_run)
+    result.queued += result.predictions.queued
+    return result
+
+
+def transition_counts(changes: Iterable[tuple[str, str, str | None, str]]) -> dict[str, int]:
+    """How many customers make each stage transition, as "model: from -> to", sorted."""
+    counted = Counter(f"{model}: {old or 'new'} -> {new}" for _, model, old, new in changes)
+    return dict(sorted(counted.items()))
+
+
+def _write(store: Store, shop: ShopSettings, now: datetime, started: datetime, figures: ShopMicros,
+           changed: dict[str, StoredState], changes: list, progress: Callable[[int, int], None] | None) -> None:
+    """A recompute's writes: the shop figures, the changed states in chunks (each queued for the
+    destinations), the stage history."""
+    keys = list(changed)
+    destinations = [d.name for d in shop.destinations]
     with store.transaction() as conn:
         store.save_shop_figures(conn, shop.id, micros_to_money(figures.window_amount), figures.window_orders,
                                 figures.bands, now, figures.amount_orders)
@@ -203,16 +249,6 @@ def recompute(store: Store, shop: ShopSettings, now: datetime,
         store.add_stage_changes(conn, shop.id, changes, now)
     if len(keys) >= ANALYZE_AFTER_WRITES:
         store.analyze("customers", "outbox")
-    result.written = len(keys)
-    result.stage_changes = len(changes)
-    result.queued = len(keys) * len(destinations)
-    # once per shop per recompute (never per webhook): docs/rules.md, 'Predictions'. Imported here:
-    # numpy stays out of the webhook path's imports (a Lambda cold start pays for them).
-    from connector.services.predicting import refresh_predictions
-
-    result.predictions = refresh_predictions(store, shop, now, due=queue_time(now))
-    result.queued += result.predictions.queued
-    return result
 
 
 def current_shop_figures(store: Store, conn: Connection, shop: ShopSettings, now: datetime,

@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from connector.domain import inbound as actions
 from connector.config import ShopSettings
 from connector.services.evaluation import evaluate_customers
+from connector.services.intake_health import note_accepted
 from connector.domain.inbound import Inbound
 from connector.domain.orders import Order, customer_key, in_shop_currency, normalise_email, normalise_phone
 from connector.storage.store import Store
@@ -52,6 +53,14 @@ def receive(store: Store, shop: ShopSettings, headers: Mapping[str, str], body: 
     if getattr(platform, "is_ping", None) and platform.is_ping(headers, body):
         return Receipt("ignored", "ping", "webhook creation ping")
     platform.verify(headers, body, shop.webhook_secret, now)
+    receipt = _handle(store, shop, platform, headers, body, now)
+    note_accepted(store, shop, receipt.topic, now)  # intake health: this topic's webhooks arrive
+    return receipt
+
+
+def _handle(store: Store, shop: ShopSettings, platform, headers: Mapping[str, str], body: bytes,
+            now: datetime) -> Receipt:
+    """A verified delivery: parsed, and applied in the shared transaction."""
     delivery = platform.parse(headers, body, shop)
     if delivery.fetch_order_id is not None:  # platforms whose webhook carries only an id
         if delivery.delivery_id and store.delivery_seen(shop.id, delivery.delivery_id):
@@ -178,18 +187,19 @@ def apply(store: Store, conn: Connection, shop: ShopSettings, todo, now: datetim
             if key and not store.known_customer(conn, shop.id, key):
                 touched.add(key)
         elif isinstance(action, actions.RedactCustomer):
-            key = _key(action.email, action.phone, shop)
-            store.redact_customer(conn, shop.id, key, action.order_ids)
-            touched.discard(key)
-            if key:  # the sync worker finds no state and clears the properties it wrote
-                store.enqueue(conn, shop.id, [d.name for d in shop.destinations], [key], now)
+            identities = (normalise_email(action.email), normalise_phone(action.phone, shop.country))
+            forgotten = store.redact_customer(conn, shop.id, identities, action.order_ids, action.customer_id)
+            touched -= forgotten
+            # the sync worker finds no state and clears the properties it wrote, for every key forgotten
+            store.enqueue(conn, shop.id, [d.name for d in shop.destinations], sorted(forgotten), now)
         elif isinstance(action, actions.RedactShop):
             store.redact_shop(conn, shop.id)
             touched.clear()
-        elif isinstance(action, actions.RecordDataRequest):
-            key = _key(action.email, action.phone, shop)
-            if key:
-                store.record_data_request(conn, shop.id, key, action.request_id, now)
+        elif isinstance(action, actions.RecordDataRequest):  # recorded even when it names no one
+            email, phone = normalise_email(action.email), normalise_phone(action.phone, shop.country)
+            store.record_data_request(conn, shop.id, customer_key(email, phone), action.request_id, now,
+                                      email=email, phone=phone, customer_id=action.customer_id,
+                                      orders_requested=action.orders_requested)
         else:  # pragma: no cover - a new action type must be handled here
             raise TypeError(f"unhandled action {type(action).__name__}")
     return touched

@@ -148,10 +148,10 @@ def _differs(before: tuple | None, after: tuple | None, columns: set[int]) -> bo
 
 
 def refresh_predictions(store: Store, shop: ShopSettings, now: datetime,
-                        due: datetime | None = None) -> PredictionRun:
+                        due: datetime | None = None, dry_run: bool = False) -> PredictionRun:
     """Fit the shop at `now` and store the fit and each customer's sent fields; queue, for each
     destination, the customers whose fields that it writes changed (due at `due`, default now or
-    earlier)."""
+    earlier). With `dry_run`, only count them: nothing stored, nothing queued."""
     view = fit_at(store, shop, now)
     rows = ({} if view.fields is None else
             {key: sent_fields(customer_prediction(view.fields, i, view.d_now)) for i, key in enumerate(view.keys)})
@@ -165,13 +165,17 @@ def refresh_predictions(store: Store, shop: ShopSettings, now: datetime,
     changed = {key: row for key, row in rows.items() if stored.get(key) != row}
     gone = [key for key in stored if key not in rows]
     queued = 0
-    with store.transaction() as conn:
-        queries.save_fit(conn, shop.id, fit)
-        queries.replace_predictions(conn, shop.id, changed, gone)
-        for destination, columns in mapped_columns(shop).items():
-            keys = [key for key in [*changed, *gone] if _differs(stored.get(key), rows.get(key), columns)]
-            store.enqueue(conn, shop.id, [destination], keys, due or min(now, datetime.now(timezone.utc)))
-            queued += len(keys)
+    to_queue = {destination: [key for key in [*changed, *gone] if _differs(stored.get(key), rows.get(key), columns)]
+                for destination, columns in mapped_columns(shop).items()}
+    if dry_run:
+        queued = sum(map(len, to_queue.values()))
+    else:
+        with store.transaction() as conn:
+            queries.save_fit(conn, shop.id, fit)
+            queries.replace_predictions(conn, shop.id, changed, gone)
+            for destination, keys in to_queue.items():
+                store.enqueue(conn, shop.id, [destination], keys, due or min(now, datetime.now(timezone.utc)))
+                queued += len(keys)
     return PredictionRun(view.status, view.reason, len(changed) + len(gone), queued, view)
 
 

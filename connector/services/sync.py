@@ -28,6 +28,7 @@ from connector.config import DestinationSettings, Settings, ShopSettings
 from connector.errors import DestinationError, OutcomeUnknownError, RetriableDestinationError, scrub
 from connector.domain.ports import ContactUpdate, Destination, ItemFailure, StageChange
 from connector.services.properties import PREDICTED_FIELDS, desired_properties, identity
+from connector.services.sync_stats import DestinationRun, SyncStats
 from connector.storage.predictions import stored_predictions
 from connector.storage.spellings import last_spellings
 from connector.storage.store import Store
@@ -48,21 +49,6 @@ SPELLING_MARK = "@email"
 SKIPPED_MARK = "@skipped"
 EVENT_MAX_AGE = timedelta(days=7)  # older stage changes are written as properties, sent as no event
 POLL_SECONDS = 1.0
-
-
-@dataclass
-class SyncStats:
-    claimed: int = 0
-    sent: int = 0  # contacts written
-    skipped: int = 0  # already as desired
-    events: int = 0
-    retried: int = 0
-    dead: int = 0
-    requests: int = 0
-
-    def add(self, other: "SyncStats") -> None:
-        for name in self.__dataclass_fields__:
-            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 @dataclass
@@ -110,6 +96,9 @@ class SyncWorker:
             metrics = worker_metrics()
         self.metrics = metrics
         self._destinations: dict[tuple[str, str], Destination] = {}
+        # (shop, destination) -> the refusal last logged: the same one again is not logged again until
+        # the destination accepts a contact (a wrong key: one line, not one per contact or batch)
+        self._refusal_logged: dict[tuple[str, str], str] = {}
 
     # --- loops ---------------------------------------------------------------------------------
 
@@ -264,6 +253,8 @@ class SyncWorker:
                     unknown[index] = work[index].change_ids[n]
             stats.events += len(chunk) - len(refused)
         now = self.clock()
+        refusals: dict[tuple[int | None, str], int] = {}  # (status, message) -> contacts refused for good
+        retried_before = stats.retried
         with self.store.transaction() as conn:
             done = []
             remembered = []
@@ -287,14 +278,39 @@ class SyncWorker:
                     stats.retried += 1
                 else:
                     status = getattr(error, "status", None)
-                    outbox.bury(conn, w.item, status, scrub(str(error)))
+                    reason = (status, scrub(str(error)))
+                    outbox.bury(conn, w.item, *reason)
                     stats.dead += 1
                     self.metrics.dead_letter(shop.id, dest.name)
-                    log.warning("dead letter shop=%s destination=%s status=%s error=%s", shop.id, dest.name,
-                                status, scrub(str(error)))
+                    refusals[reason] = refusals.get(reason, 0) + 1
+            last_failure = failures[max(failures)] if failures else None
+            if last_failure is not None:
+                outbox.note_error(self.store, conn, shop.id, dest.name, getattr(last_failure, "status", None),
+                                  scrub(str(last_failure)), now)
             outbox.remember(self.store, conn, remembered, now)
             outbox.acknowledge(self.store, conn, done, now)
             stats.sent += len(done)
+        run = stats.destinations.setdefault((shop.id, dest.name), DestinationRun())
+        run.sent += len(done)
+        run.refused += sum(refusals.values())
+        run.retried += stats.retried - retried_before
+        run.last_error = scrub(str(last_failure)) if last_failure is not None else run.last_error
+        self._log_refusals(shop.id, dest.name, refusals, accepted=bool(done))
+
+    def _log_refusals(self, shop_id: str, destination: str, refusals: dict[tuple[int | None, str], int],
+                      accepted: bool) -> None:
+        """One WARNING line per distinct refusal of a batch, and none for the one last logged for this
+        destination until it accepts a contact again."""
+        key = (shop_id, destination)
+        if accepted:
+            self._refusal_logged.pop(key, None)
+        for (status, message), n in refusals.items():
+            if self._refusal_logged.get(key) == message:
+                continue
+            self._refusal_logged[key] = message
+            log.warning("dead letter(s) shop=%s destination=%s contacts=%s status=%s error=%s (the same refusal "
+                        "is not logged again until the destination accepts a contact)", shop_id, destination, n,
+                        status, message)
 
     def _call(self, shop: ShopSettings, dest: DestinationSettings, destination: Destination, cost: int,
               call: Callable[[], list], stats: SyncStats) -> list:

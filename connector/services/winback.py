@@ -14,7 +14,10 @@ from decimal import Decimal
 from typing import Iterable
 
 from connector.domain.stages import MODELS, day, money
+from connector.services.csv_cells import safe_row
 from connector.services.evaluation import Snapshot
+from connector.storage.refs import refs_of
+from connector.storage.store import Store
 
 BANDS = ("low", "medium", "high")
 AT_RISK_STAGES = ("cant_lose", "at_risk", "about_to_lose")  # the rfm stages whose CLV is "at risk"
@@ -63,6 +66,12 @@ def list_rows(snap: Snapshot, predictions, model: str, value: str) -> list[ListR
     return rows
 
 
+def row_refs(store: Store, shop_id: str, rows: Iterable[ListRow]) -> dict[str, str]:
+    """customer_key -> the opaque ref a row's link names its customer by (no email in a URL)."""
+    with store.transaction() as conn:
+        return refs_of(store, conn, shop_id, [r.customer_key for r in rows])
+
+
 def value_at_risk(snap: Snapshot, predictions) -> float | None:
     """The sum of predicted CLV of the customers in cant_lose, at_risk and about_to_lose; None
     when the shop has no predictions."""
@@ -76,14 +85,15 @@ def value_at_risk(snap: Snapshot, predictions) -> float | None:
 
 
 def csv_text(rows: Iterable[ListRow]) -> str:
-    """The list as CSV (every row, not a page), with whole emails: what a win-back campaign needs."""
+    """The list as CSV (every row, not a page), with whole emails: what a win-back campaign needs; no
+    cell a spreadsheet would take for a formula (connector/services/csv_cells.py)."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in rows:
         email, phone = (r.customer_key, "") if "@" in r.customer_key else ("", r.customer_key)
-        writer.writerow([email, phone, r.rfm, r.phases, r.last_order_date or "", r.orders_total, money(r.total_spent),
+        writer.writerow(safe_row([email, phone, r.rfm, r.phases, r.last_order_date or "", r.orders_total, money(r.total_spent),
                          "" if r.churn_risk is None else f"{r.churn_risk:.4f}", r.churn_band or "",
                          "" if r.predicted_clv_365d is None else f"{r.predicted_clv_365d:.2f}",
-                         r.next_order_date or ""])
+                         r.next_order_date or ""]))
     return out.getvalue()

@@ -7,11 +7,11 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Iterable, Iterator, Sequence
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, or_, select, update
 
 from connector.domain.stages import CustomerFigures
 from connector.storage.schema import (
-    customer_predictions, customers, data_requests, deliveries, orders, outbox, refunds, shop_figures,
+    customer_predictions, customer_refs, customers, data_requests, deliveries, orders, outbox, refunds, shop_figures,
     shop_predictions, stage_changes, sync_cursors, synced,
 )
 from connector.storage.statements import FIGURE_COLUMNS, figures_select
@@ -41,23 +41,43 @@ class CustomerQueries:
         if ids:
             conn.execute(self.sql.lock, dict(lock_ids=ids))
 
-    def redact_customer(self, conn: Connection, shop_id: str, key: str | None, order_ids: Sequence[str] = ()) -> None:
-        """Delete a customer's orders, refunds, state and history (their outbox entries stay, to
-        clear the synced properties)."""
-        ids = set(order_ids)
-        if key is not None:
-            ids.update(conn.execute(select(orders.c.order_id).where(
-                orders.c.shop_id == shop_id, orders.c.customer_key == key)).scalars())
-        for chunk in chunks(sorted(ids), 500):
+    def redact_customer(self, conn: Connection, shop_id: str, identities: Iterable[str],
+                        order_ids: Sequence[str] = (), customer_id: str | None = None) -> set[str]:
+        """Forget a customer by every identity a redaction names: `identities` (their normalised
+        email and E.164 phone: each a customer key), the platform's `customer_id` and `order_ids`.
+
+        The orders keyed by an identity, carrying the customer id or listed are deleted with their
+        refunds (and the spellings they hold), and every customer key they belonged to is forgotten
+        with it: state, stage history, predictions, data requests. Another customer's order that
+        only mentions the phone keeps counting, without the phone. Returns the customer keys that
+        had anything stored; their outbox entries stay (the caller queues them) so that the sync
+        worker clears the properties it wrote and then forgets them too.
+        """
+        keys = {key for key in identities if key}
+        found = self.orders_named(conn, shop_id, keys, customer_id, order_ids)
+        for chunk in chunks(sorted(found), 500):
             conn.execute(delete(refunds).where(refunds.c.shop_id == shop_id, refunds.c.order_id.in_(chunk)))
             conn.execute(delete(orders).where(orders.c.shop_id == shop_id, orders.c.order_id.in_(chunk)))
-        if key is not None:
-            for table in (customers, stage_changes, data_requests, customer_predictions):
-                conn.execute(delete(table).where(table.c.shop_id == shop_id, table.c.customer_key == key))
+        phones = sorted(key for key in keys if "@" not in key)
+        if phones:  # an order keyed by another customer's email that carries this phone: erase the phone
+            conn.execute(update(orders).where(orders.c.shop_id == shop_id, orders.c.phone.in_(phones))
+                         .values(phone=None))
+        keys.update(key for key in found.values() if key)
+        stored = {key for key in found.values() if key}
+        if customer_id:  # a data request that named only the platform's customer id
+            conn.execute(delete(data_requests).where(data_requests.c.shop_id == shop_id,
+                                                     data_requests.c.customer_id == customer_id))
+        for chunk in chunks(sorted(keys), 500):
+            for table in (customers, synced, outbox):  # an identity never stored needs no clearing
+                stored.update(conn.execute(select(table.c.customer_key).where(
+                    table.c.shop_id == shop_id, table.c.customer_key.in_(chunk))).scalars())
+            for table in (customers, stage_changes, data_requests, customer_predictions, customer_refs):
+                conn.execute(delete(table).where(table.c.shop_id == shop_id, table.c.customer_key.in_(chunk)))
+        return stored
 
     def redact_shop(self, conn: Connection, shop_id: str) -> None:
         for table in (orders, refunds, customers, stage_changes, shop_figures, deliveries, data_requests,
-                      outbox, synced, sync_cursors, shop_predictions, customer_predictions):
+                      outbox, synced, sync_cursors, shop_predictions, customer_predictions, customer_refs):
             conn.execute(delete(table).where(table.c.shop_id == shop_id))
 
     def customer_rows(self, conn: Connection, shop_id: str, now: datetime) -> Iterator[CustomerRow]:
@@ -113,6 +133,21 @@ class CustomerQueries:
     def returning_spans(self, conn: Connection, shop_id: str, now: datetime) -> list[tuple[int, int]]:
         """(micros from first to last window order, window orders) of each customer with 2 or more."""
         return [tuple(row) for row in conn.execute(self.sql.returning_spans, window_params(shop_id, now))]
+
+    def orders_named(self, conn: Connection, shop_id: str, keys: Iterable[str] = (), customer_id: str | None = None,
+                     order_ids: Sequence[str] = ()) -> dict[str, str | None]:
+        """order_id -> customer key of the orders keyed by one of `keys`, carrying the platform's
+        `customer_id`, or listed in `order_ids`: every order a privacy request names."""
+        found: dict[str, str | None] = {}
+        named = [orders.c.customer_key.in_(sorted(keys))] if keys else []
+        if customer_id:
+            named.append(orders.c.customer_id == customer_id)
+        wanted = [or_(*named)] if named else []
+        wanted += [orders.c.order_id.in_(chunk) for chunk in chunks(sorted(set(order_ids)), 500)]
+        for condition in wanted:
+            found.update((row.order_id, row.customer_key) for row in conn.execute(
+                select(orders.c.order_id, orders.c.customer_key).where(orders.c.shop_id == shop_id, condition)))
+        return found
 
     def known_customer(self, conn: Connection, shop_id: str, key: str) -> bool:
         return conn.execute(select(customers.c.customer_key).where(

@@ -21,7 +21,7 @@ from connector.errors import StorageUnavailableError
 from connector.storage import statements
 from connector.storage.group_commit import GroupCommit
 
-HEAD_REVISION = "0008"
+HEAD_REVISION = "0011"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 GROUP_COMMIT_LANES = 2  # PostgreSQL: webhook transactions in flight per process (connector.storage.group_commit)

@@ -3,10 +3,11 @@ platform API cursors (backfill checkpoints, poll cursors)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
-from sqlalchemy import Connection, Row, select
+from sqlalchemy import Connection, Row, delete, func, select
 
 from connector.storage.schema import data_requests, deliveries, sync_cursors
 from connector.storage.values import to_micros
@@ -34,9 +35,20 @@ class IntakeQueries:
             return conn.execute(select(deliveries.c.delivery_id).where(
                 deliveries.c.shop_id == shop_id, deliveries.c.delivery_id == delivery_id)).first() is not None
 
-    def record_data_request(self, conn: Connection, shop_id: str, key: str, request_id: str | None, now: datetime) -> None:
+    def prune_deliveries(self, conn: Connection, shop_id: str, before: datetime) -> int:
+        """Forget the shop's delivery ids received before `before` (past every platform's retry
+        window, connector.services.evaluation.DELIVERY_RETENTION); return how many."""
+        return conn.execute(delete(deliveries).where(
+            deliveries.c.shop_id == shop_id, deliveries.c.received_at < to_micros(before))).rowcount
+
+    def record_data_request(self, conn: Connection, shop_id: str, key: str | None, request_id: str | None,
+                            now: datetime, *, email: str | None = None, phone: str | None = None,
+                            customer_id: str | None = None, orders_requested: Sequence[str] = ()) -> None:
+        """Record a privacy data request, whatever it names (even nothing: it is still listed)."""
         conn.execute(data_requests.insert().values(
-            shop_id=shop_id, customer_key=key, request_id=request_id, received_at=to_micros(now)))
+            shop_id=shop_id, customer_key=key, request_id=request_id, received_at=to_micros(now),
+            email=email, phone=phone, customer_id=customer_id,
+            orders_requested=json.dumps(list(orders_requested)) if orders_requested else None))
 
     # --- platform API cursors (backfill checkpoints, poll cursors) -----------------------------
 
@@ -50,6 +62,39 @@ class IntakeQueries:
         conn.execute(statement.on_conflict_do_update(
             index_elements=[sync_cursors.c.shop_id, sync_cursors.c.kind],
             set_=dict(cursor=statement.excluded.cursor, updated_at=statement.excluded.updated_at)))
+
+
+class DataRequest(NamedTuple):
+    """One recorded privacy data request (any identity may be None)."""
+
+    id: int
+    request_id: str | None
+    received_at: int  # micros
+    customer_key: str | None
+    email: str | None
+    phone: str | None
+    customer_id: str | None
+    orders_requested: list[str]
+
+
+def shop_data_requests(conn: Connection, shop_id: str, request_row: int | None = None,
+                       limit: int | None = None) -> list[DataRequest]:
+    """The shop's recorded data requests, newest first (or the one whose row `id` is `request_row`)."""
+    query = select(data_requests.c.id, data_requests.c.request_id, data_requests.c.received_at,
+                   data_requests.c.customer_key, data_requests.c.email, data_requests.c.phone,
+                   data_requests.c.customer_id, data_requests.c.orders_requested).where(
+        data_requests.c.shop_id == shop_id).order_by(data_requests.c.received_at.desc(), data_requests.c.id.desc())
+    if request_row is not None:
+        query = query.where(data_requests.c.id == request_row)
+    if limit is not None:
+        query = query.limit(limit)
+    return [DataRequest(*row[:-1], json.loads(row.orders_requested) if row.orders_requested else [])
+            for row in conn.execute(query)]
+
+
+def count_data_requests(conn: Connection, shop_id: str) -> int:
+    return conn.execute(select(func.count()).select_from(data_requests).where(
+        data_requests.c.shop_id == shop_id)).scalar_one()
 
 
 def data_requests_of(conn: Connection, shop_id: str, key: str) -> list[Row]:

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, func, select, update
 
 from connector.domain.orders import Order
 from connector.storage.schema import orders, refunds
-from connector.storage.values import chunks, from_micros, micros_to_money, money_to_micros, to_micros
+from connector.storage.values import chunks, driver_rows, from_micros, micros_to_money, money_to_micros, to_micros
 
 @dataclass(frozen=True, slots=True)
 class OrderWrite:
@@ -141,6 +141,16 @@ class OrderQueries:
         rows = conn.execute(select(orders).where(orders.c.shop_id == shop_id, orders.c.customer_key == key)
                             .order_by(orders.c.placed_at))
         return [order_from_row(row) for row in rows]
+
+
+def history_orders(conn: Connection, shop_id: str, now: datetime) -> list[tuple]:
+    """(customer_key, placed_at, valid, amount, amount_known) of every order of the shop placed at
+    or before `now`, oldest first, as the driver's tuples (instants and amounts in micros): what a
+    replay of the shop's stage history reads (connector/services/replay.py)."""
+    return driver_rows(conn, select(orders.c.customer_key, orders.c.placed_at, orders.c.valid, orders.c.amount,
+                                    orders.c.amount_known)
+                       .where(orders.c.shop_id == shop_id, orders.c.placed_at <= to_micros(now))
+                       .order_by(orders.c.placed_at))
 
 
 def orders_stored(conn: Connection) -> dict[str, int]:

@@ -14,7 +14,7 @@ from typing import Iterable, Sequence
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, or_, select, update
 
-from connector.storage.schema import outbox, rate_slots, stage_changes, synced
+from connector.storage.schema import destination_errors, outbox, rate_slots, stage_changes, synced
 from connector.storage.engine import Database
 from connector.storage.values import canonical_json, chunks, from_micros, to_micros
 
@@ -176,6 +176,16 @@ def bury(conn: Connection, item: Item, status: int | None, error: str) -> None:
         last_status=status, last_error=error[:2000]))
 
 
+def note_error(store: Database, conn: Connection, shop_id: str, destination: str, status: int | None, error: str,
+               now: datetime) -> None:
+    """Keep a destination's last failed request: its status and message (already masked) and when."""
+    insert = store.insert_for(destination_errors).values(shop_id=shop_id, destination=destination, status=status,
+                                                         error=error[:2000], at=to_micros(now))
+    conn.execute(insert.on_conflict_do_update(
+        index_elements=[destination_errors.c.shop_id, destination_errors.c.destination],
+        set_=dict(status=insert.excluded.status, error=insert.excluded.error, at=insert.excluded.at)))
+
+
 def dead_letters(conn: Connection, shop_id: str | None = None) -> list[DeadLetter]:
     query = select(outbox).where(outbox.c.state == "dead").order_by(outbox.c.id)
     if shop_id:
@@ -220,6 +230,18 @@ class QueueLevel:
     pending: int = 0
     dead: int = 0
     last_success: datetime | None = None
+    last_error: str | None = None  # the last failed request's status and message (`note_error`)
+    last_error_at: datetime | None = None
+    last_error_status: int | None = None
+
+    @property
+    def failing(self) -> bool:
+        """The last request was refused (a 4xx other than 429: retrying will not help) and nothing was
+        acknowledged since: a person should look."""
+        refused = self.last_error_status is not None and 400 <= self.last_error_status < 500 \
+            and self.last_error_status != 429
+        return refused and self.last_error_at is not None and (
+            self.last_success is None or self.last_error_at > self.last_success)
 
 
 def queue_levels(conn: Connection, shop_id: str | None = None) -> dict[tuple[str, str], QueueLevel]:
@@ -240,4 +262,12 @@ def queue_levels(conn: Connection, shop_id: str | None = None) -> dict[tuple[str
             level.pending += n
     for shop, destination, at in conn.execute(last):
         levels.setdefault((shop, destination), QueueLevel()).last_success = from_micros(at)
+    errors = select(destination_errors)
+    if shop_id is not None:
+        errors = errors.where(destination_errors.c.shop_id == shop_id)
+    for row in conn.execute(errors):
+        level = levels.setdefault((row.shop_id, row.destination), QueueLevel())
+        shown = row.status is None or str(row.status) in row.error  # the message names its status already
+        level.last_error = row.error if shown else f"{row.status} {row.error}"
+        level.last_error_at, level.last_error_status = from_micros(row.at), row.status
     return levels

@@ -106,15 +106,23 @@ deliveries = Table(
     Column("topic", String(64), nullable=False),
     Column("received_at", BigInteger, nullable=False),
 )
+Index("ix_deliveries_received", deliveries.c.shop_id, deliveries.c.received_at)  # pruned by age
 
+# Every privacy data request received, with the identities it names (any may be NULL): the store
+# owner lists them and exports the customer's data (`stagesync requests`).
 data_requests = Table(
     "data_requests", metadata,
     Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
     Column("shop_id", String(64), nullable=False),
-    Column("customer_key", String(320), nullable=False),
-    Column("request_id", String(128)),
+    Column("customer_key", String(320)),  # normalised email, else E.164 phone, else NULL
+    Column("request_id", String(128)),  # the platform's id of the request
     Column("received_at", BigInteger, nullable=False),
+    Column("email", String(320)),
+    Column("phone", String(32)),
+    Column("customer_id", String(128)),  # the platform's customer id
+    Column("orders_requested", Text),  # JSON array of order ids
 )
+Index("ix_data_requests_shop", data_requests.c.shop_id, data_requests.c.received_at)
 
 # One row per (shop, destination, customer) whose contact must be brought up to date: a dirty
 # flag, so later changes coalesce with earlier unsent ones. What is sent is computed when sent.
@@ -148,6 +156,17 @@ synced = Table(
     Column("properties", Text, nullable=False),  # canonical JSON
     Column("last_change_id", BigInteger, nullable=False),
     Column("synced_at", BigInteger, nullable=False),
+)
+
+# Each destination's last failed request (connector.services.sync): the vendor's status and message
+# (emails and keys masked) and when; shown by the dashboard and `deadletters` next to the last success.
+destination_errors = Table(
+    "destination_errors", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("destination", String(64), primary_key=True),
+    Column("status", Integer),
+    Column("error", Text, nullable=False),
+    Column("at", BigInteger, nullable=False),
 )
 
 # Cross-process rate limiting: requests to one destination account are spaced at least
@@ -195,4 +214,65 @@ customer_predictions = Table(
     Column("expected_orders_365d", Float, nullable=False),
     Column("predicted_clv_365d", Float, nullable=False),
     Column("next_order_date", String(10)),  # YYYY-MM-DD, NULL beyond 365 days
+)
+
+# An opaque, stable reference to each customer (a random token, never derived from the email or
+# phone): what URLs carry instead of the address (docs/http.md, 'Customers'). Made on first need.
+customer_refs = Table(
+    "customer_refs", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("customer_key", String(320), primary_key=True),
+    Column("ref", String(32), nullable=False),
+    UniqueConstraint("shop_id", "ref", name="uq_customer_refs_ref"),
+)
+
+# Dashboard sign-ins that have not ended: the session cookie names one by a random id, stored here
+# only as its SHA-256, so a cookie replayed after logout (or after it expired) is refused.
+dashboard_sessions = Table(
+    "dashboard_sessions", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+# Failed dashboard logins, per client, for the limits every process shares (docs/http.md, 'Dashboard').
+login_failures = Table(
+    "login_failures", metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=True),
+    Column("client", String(64), nullable=False),
+    Column("at", BigInteger, nullable=False),
+)
+Index("ix_login_failures_at", login_failures.c.at)
+Index("ix_login_failures_client", login_failures.c.client, login_failures.c.at)
+
+# Intake health (connector.services.intake_health). Webhook deliveries refused before anything was
+# stored, counted per shop (or the one bucket "(unknown)" for an unknown shop id), reason from a
+# fixed set and minute (start, micros): never the body. Rows older than two days are pruned.
+webhook_rejections = Table(
+    "webhook_rejections", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("reason", String(16), primary_key=True),
+    Column("minute", BigInteger, primary_key=True),
+    Column("count", Integer, nullable=False),
+)
+
+# The first and the last verified delivery of each shop and topic (a topic outside the platform's
+# fixed list is "other"); `last_at` is written at most once a minute per topic.
+webhook_topics = Table(
+    "webhook_topics", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("topic", String(64), primary_key=True),
+    Column("first_at", BigInteger, nullable=False),
+    Column("last_at", BigInteger, nullable=False),
+)
+
+# Orders that `poll` or `backfill` stored first, before any webhook brought them (an order absent
+# here arrived by webhook, by `import`, or before this table existed). Only orders placed in the
+# week before they arrived are noted, and rows older than a week are pruned.
+order_arrivals = Table(
+    "order_arrivals", metadata,
+    Column("shop_id", String(64), primary_key=True),
+    Column("order_id", String(128), primary_key=True),
+    Column("via", String(8), nullable=False),  # poll | backfill
+    Column("arrived_at", BigInteger, nullable=False),
+    Column("placed_at", BigInteger, nullable=False),
 )

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Iterable, Mapping, Sequence
 
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, delete, func, select
 
 from connector.domain.stages import Bands
 from connector.storage.schema import customers, stage_changes
@@ -107,3 +107,23 @@ def stage_movements(conn: Connection, shop_id: str, model: str, after: datetime,
                     stage_changes.c.at > to_micros(after), stage_changes.c.at <= to_micros(until))
              .group_by(stage_changes.c.from_stage, stage_changes.c.to_stage))
     return [tuple(row) for row in conn.execute(query)]
+
+
+def has_stage_history(conn: Connection, shop_id: str) -> bool:
+    """Whether any stage change of the shop is recorded."""
+    return conn.execute(select(stage_changes.c.id).where(stage_changes.c.shop_id == shop_id).limit(1)).first() is not None
+
+
+def replace_stage_history(conn: Connection, shop_id: str, keys: Sequence[str],
+                          changes: Sequence[tuple[str, str, str | None, str, int]], until: datetime) -> None:
+    """Replace the stage history of the customers `keys` up to `until`: their changes recorded at
+    or before it are deleted, and `changes`, (customer_key, model, from_stage, to_stage, at in
+    micros) rows, appended in the order given (the history's ids follow it: give them oldest
+    first). Changes recorded after `until` (a webhook meanwhile) are kept."""
+    until_us = to_micros(until)
+    for chunk in chunks(keys):
+        conn.execute(delete(stage_changes).where(stage_changes.c.shop_id == shop_id, stage_changes.c.at <= until_us,
+                                                 stage_changes.c.customer_key.in_(list(chunk))))
+    rows = [dict(shop_id=shop_id, customer_key=k, model=m, from_stage=f, to_stage=t, at=at) for k, m, f, t, at in changes]
+    for chunk in chunks(rows, 5_000):
+        conn.execute(stage_changes.insert(), chunk)

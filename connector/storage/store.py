@@ -9,6 +9,7 @@ transaction (`with store.transaction() as conn: store.upsert_order(conn, ...)`).
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from connector.domain.stages import Bands
@@ -27,3 +28,5 @@ class Store(OrderQueries, CustomerQueries, StateQueries, IntakeQueries, OutboxQu
         super().__init__(engine, reader)
         # StateQueries.load_shop_figures: shop_id -> (monotonic time read, figures)
         self._shop_figures_read: dict[str, tuple[float, tuple[Decimal, int, Bands] | None]] = {}
+        # connector.services.intake_health.note_accepted: (shop_id, topic) -> when this process last noted it
+        self.topics_noted: dict[tuple[str, str], datetime] = {}

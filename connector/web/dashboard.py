@@ -1,4 +1,4 @@
-"""The dashboard (`GET /dashboard/<shop_id>`): a shop's stages, movements, revenue and sync health.
+"""The dashboard (`GET /dashboard/<shop_id>`): a shop's stages, movements, revenue, intake and sync health.
 
 Server-rendered HTML with inline SVG and inline CSS: no script, no font, nothing fetched from
 elsewhere. The stage counts come from the very code behind `stagesync stages --json`
@@ -6,40 +6,41 @@ elsewhere. The stage counts come from the very code behind `stagesync stages --j
 replays any instant, as `--at` does.
 
 Access needs the admin token: `Authorization: Bearer <admin_token>`, or the login form, which
-keeps a signed session cookie (HttpOnly, SameSite=Lax). The cookie's signing key is derived
-from the admin token unless the app has a SECRET_KEY: every gunicorn worker agrees on it, and
-changing the token logs everybody out. Forms that change something carry a CSRF token.
+opens a session kept in the database (`connector.web.access`: cookie flags, logout, failed-login
+limits, security headers). Forms that change something, and the customer search, are POSTs that
+carry a CSRF token; a customer is named in URLs by its opaque ref, never by email or phone.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
 from collections import Counter
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from urllib.parse import urlencode
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
-from flask.sessions import SecureCookieSessionInterface
 from sqlalchemy import Connection
 
 from connector.config import Settings, ShopSettings
 from connector.domain.orders import ZERO
 from connector.domain.stages import MODELS, RFM_STAGES
 from connector.errors import UnknownShopError, mask
-from connector.services.customer_view import customer_view
+from connector.services.customer_view import customer_by_ref, find_customer, identity_key
 from connector.services.evaluation import Snapshot, snapshot
+from connector.services.intake_health import REASONS, intake_health
 from connector.services.reports import iso, stage_counts, unconverted_note
 from connector.storage import outbox
 from connector.storage.currency import unconverted_orders
 from connector.storage.outbox import QueueLevel, queue_levels
 from connector.storage.states import stage_movements
+from connector.web import access
+from connector.web import data_requests_card
 from connector.web.context import get_store
 
 MOVEMENT_WINDOW = timedelta(weeks=8)
+EARLIEST_AT = datetime(1970, 1, 1, tzinfo=timezone.utc)  # `?at=` bounds: the models look a year back
+LATEST_AT = datetime(9000, 1, 1, tzinfo=timezone.utc)  # and predictions a year ahead
 DEAD_LETTERS_SHOWN = 50
 NEW = "(new)"  # the "from" of a customer's first stage
 COLOURS = {
@@ -53,98 +54,60 @@ COLOURS = {
 blueprint = Blueprint("dashboard", __name__, template_folder="templates")
 
 
-# --- session and access --------------------------------------------------------------------------
-
-def session_key(admin_token: str) -> str:
-    """The session cookie's signing key: stable across workers and restarts, new with a new token."""
-    return hmac.new(admin_token.encode(), b"stagesync dashboard session", hashlib.sha256).hexdigest()
-
+# --- session and access (connector.web.access) ------------------------------------------------------
 
 @blueprint.record_once
 def _configure(state) -> None:
-    app = state.app
-    token = app.extensions["stagesync"]["settings"].admin_token
-    if not app.secret_key:
-        app.secret_key = session_key(token) if token else secrets.token_hex(32)
-    if app.config.get("SESSION_COOKIE_SAMESITE") is None:
-        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
-    app.session_interface = DashboardSessions()
-
-
-class DashboardSessions(SecureCookieSessionInterface):
-    """Sessions for the dashboard's pages only: a webhook (most of the traffic) neither reads nor
-    writes one, so its request skips the cookie and the signing serializer."""
-
-    def open_session(self, app, request):
-        if request.path.startswith("/webhooks/"):
-            return None  # Flask gives the request a null session instead
-        return super().open_session(app, request)
+    access.configure(state.app)
 
 
 def _settings() -> Settings:
     return current_app.extensions["stagesync"]["settings"]
 
 
-def _token_matches(given: str) -> bool:
-    token = _settings().admin_token
-    return bool(token) and hmac.compare_digest(given.encode(), token.encode())
-
-
-def _bearer() -> bool:
-    header = request.headers.get("Authorization", "")
-    return header.startswith("Bearer ") and _token_matches(header[len("Bearer "):])
-
-
-def _signed_in() -> bool:
-    return _bearer() or session.get("admin") is True
-
-
 def _login_page(status: int, error: str | None = None, next_url: str | None = None):
     """The login form; after signing in, back to `next_url` (a protected page asked for: itself)."""
-    next_url = _safe_next(next_url)
+    next_url = access.redirect_target(next_url, url_for("dashboard.index"))
     headers = {"WWW-Authenticate": 'Bearer realm="stagesync"'} if status == 401 else {}
     return render_template("dashboard/login.html", error=error, next_url=next_url), status, headers
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a path of this site (never //host or a scheme): no open redirect after login."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("dashboard.index")
 
 
 @blueprint.before_request
 def _require_admin():
     if request.endpoint in ("dashboard.login", "dashboard.login_form", "dashboard.logout"):
         return None
-    if not _signed_in():
+    if not access.signed_in():
         return _login_page(401, next_url=request.full_path.rstrip("?") if request.method == "GET" else None)
-    if request.method == "POST" and not _bearer():  # a browser form: check its CSRF token
-        expected = session.get("csrf", "")
-        if not expected or not hmac.compare_digest(request.form.get("csrf", "").encode(), expected.encode()):
-            abort(403, description="the form expired; reload the page and try again")
+    if request.method == "POST" and not access.bearer() and not access.csrf_ok():  # a browser form
+        abort(403, description="the form expired; reload the page and try again")
     return None
 
 
 @blueprint.get("/login")
 def login_form():
+    if access.has_line_break(request.args.get("next")):
+        abort(400, description="next: a line break is not part of a path")
     return _login_page(200, next_url=request.args.get("next"))
 
 
 @blueprint.post("/login")
 def login():
     next_url = request.form.get("next")
-    if not _token_matches(request.form.get("token", "")):
+    if access.has_line_break(next_url):
+        abort(400, description="next: a line break is not part of a path")
+    if access.login_refused():
+        page, _, _ = _login_page(429, "Too many failed sign-ins; try again in a few minutes.", next_url)
+        return page, 429, {"Retry-After": str(int(access.LOGIN_WINDOW.total_seconds()))}
+    if not access.token_matches(request.form.get("token", "")):
+        access.count_failed_login()
         return _login_page(401, "That is not the admin token.", next_url)
-    session.clear()
-    session["admin"] = True
-    session["csrf"] = secrets.token_urlsafe(24)
-    return redirect(_safe_next(next_url), 303)
+    access.open_session()
+    return redirect(access.redirect_target(next_url, url_for("dashboard.index")), 303)
 
 
 @blueprint.post("/logout")
 def logout():
-    session.clear()
+    access.close_session()
     return redirect(url_for("dashboard.login_form"), 303)
 
 
@@ -162,9 +125,12 @@ def _now() -> datetime:
     from connector.services.csv_import import parse_instant
 
     try:
-        return parse_instant(raw)
+        instant = parse_instant(raw)
     except ValueError as exc:
         abort(400, description=f"at: {exc}")
+    if not EARLIEST_AT <= instant <= LATEST_AT:  # a year-1 instant minus 365 days does not exist
+        abort(400, description=f"at: must be between {EARLIEST_AT.date()} and {LATEST_AT.date()}")
+    return instant
 
 
 # --- what the page shows ---------------------------------------------------------------------------
@@ -263,6 +229,7 @@ def shop_dashboard(shop_id: str):
         levels = queue_levels(conn, shop.id)
         letters = outbox.dead_letters(conn, shop.id)
         unconverted = unconverted_orders(conn, shop.id).get(shop.id, 0)
+    intake = intake_health(store, shop.id, now)  # the Intake card: do webhooks still arrive?
     destinations = [DestinationHealth(d.name, d.type, levels.get((shop.id, d.name), QueueLevel()))
                     for d in shop.destinations]
     destinations += [DestinationHealth(name, "no longer configured", level)
@@ -280,7 +247,8 @@ def shop_dashboard(shop_id: str):
         replayed=request.args.get("replayed", type=int), pinned=bool(request.args.get("at")),
         csrf=session.get("csrf", ""), unconverted=unconverted_note(unconverted),
         predictions=predictions, churn_bands=predictions.churn_bands(),
-        value_at_risk=_value_at_risk(snap, predictions, shop), list_url=_list_url,
+        value_at_risk=_value_at_risk(snap, predictions, shop), list_url=_list_url, intake=intake,
+        data_requests=data_requests_card.requests_card(shop),
     )
 
 
@@ -311,7 +279,7 @@ LIST_PAGE_SIZE = 50
 def customer_list(shop_id: str):
     """The win-back list: one stage's (or phase's, or churn band's) customers, most valuable first,
     a page at a time; `format=csv` downloads every row."""
-    from connector.services.winback import csv_text, list_rows, selection
+    from connector.services.winback import csv_text, list_rows, row_refs, selection
 
     shop = _shop(shop_id)
     now = _now()
@@ -331,9 +299,10 @@ def customer_list(shop_id: str):
     pages = max(1, -(-len(rows) // LIST_PAGE_SIZE))
     page = min(max(request.args.get("page", 1, type=int) or 1, 1), pages)
     shown = rows[(page - 1) * LIST_PAGE_SIZE:page * LIST_PAGE_SIZE]
+    refs = row_refs(store, shop.id, shown)
     pinned = {"at": request.args["at"]} if request.args.get("at") else {}
     return render_template(
-        "dashboard/list.html", shop=shop, model=model, value=value, rows=shown, total=len(rows), page=page,
+        "dashboard/list.html", shop=shop, model=model, value=value, rows=shown, refs=refs, total=len(rows), page=page,
         pages=pages, first=(page - 1) * LIST_PAGE_SIZE + 1, list_url=_list_url, pinned=pinned,
         at=iso(now), at_text=now.strftime("%Y-%m-%d %H:%M:%S UTC"), predictions=predictions,
         label=shop.label(value) if model != "churn_band" else f"{value} churn risk",
@@ -347,13 +316,31 @@ def _other_model_url(shop_id: str, model: str) -> str:
 
 
 @blueprint.get("/dashboard/<shop_id>/customer")
-def customer(shop_id: str):
+def customer_search(shop_id: str):
+    return render_template("dashboard/customer.html", shop=_shop(shop_id), query="", view=None)
 
+
+@blueprint.post("/dashboard/<shop_id>/customer")
+def customer_find(shop_id: str):
+    """The search form: an email or phone in the POST body (never in a URL) -> the customer's page,
+    named by its ref."""
     shop = _shop(shop_id)
-    query = request.args.get("q", "").strip()
-    view = customer_view(get_store(), shop, query, _now(), replay=bool(request.args.get("at"))) if query else None
-    page = render_template("dashboard/customer.html", shop=shop, query=query, view=view)
-    return page, (200 if view is not None or not query else 404)
+    query = request.form.get("q", "").strip()
+    if not query:
+        return customer_search(shop_id)
+    view = find_customer(get_store(), shop, identity_key(shop, query), current_app.extensions["stagesync"]["clock"]())
+    if view is None:
+        return render_template("dashboard/customer.html", shop=shop, query=query, view=None), 404
+    pinned = {"at": request.form["at"]} if request.form.get("at") else {}
+    return redirect(url_for("dashboard.customer", shop_id=shop.id, ref=view["ref"], **pinned), 303)
+
+
+@blueprint.get("/dashboard/<shop_id>/customer/<ref>")
+def customer(shop_id: str, ref: str):
+    shop = _shop(shop_id)
+    view = customer_by_ref(get_store(), shop, ref, _now(), replay=bool(request.args.get("at")))
+    page = render_template("dashboard/customer.html", shop=shop, query=ref, view=view)
+    return page, (200 if view is not None else 404)
 
 
 @blueprint.post("/dashboard/<shop_id>/replay")
@@ -369,6 +356,8 @@ def replay(shop_id: str):
 
 
 blueprint.add_app_template_filter(mask, "mask")
+data_requests_card.register(blueprint, _shop)
+blueprint.add_app_template_global(REASONS, "rejection_reasons")
 
 
 @blueprint.app_template_filter("amount")

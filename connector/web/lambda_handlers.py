@@ -61,6 +61,8 @@ class Runtime:
     destination_factory: Callable[[DestinationSettings], Destination] | None = None
     # None: connector.services.backfill's poll, imported when first needed.
     poller: Callable[[Store, ShopSettings, datetime], Any] | None = None
+    # None: connector.services.webhook_status's watch, run after each shop's poll.
+    watcher: Callable[[Store, ShopSettings, datetime], Any] | None = None
     _app: Flask | None = field(default=None, repr=False)
 
     @classmethod
@@ -164,12 +166,14 @@ def sync_handler(event: dict, context: Any) -> dict:
 
 
 def recompute_handler(event: dict, context: Any) -> dict:
-    """Re-evaluate every customer (of `event["shop"]`, else of every shop) at `event["at"]`
-    (ISO 8601, else now); store and queue what changed."""
+    """Re-evaluate every customer (of `event["shop"]`, else of every shop) now; store and queue
+    what changed. An `at` is refused: a replayed date is never stored as the live stages."""
     from connector.services.evaluation import recompute
 
     runtime = current()
-    now = _instant_option(event, "at") or runtime.clock()
+    if _option(event, "at") is not None:
+        raise UserError("recompute has no `at`: it evaluates now (replay a date with `stages --at`)")
+    now = runtime.clock()
     results = {}
     for shop in _selected_shops(event, runtime):
         result = recompute(runtime.store, shop, now)
@@ -181,7 +185,8 @@ def recompute_handler(event: dict, context: Any) -> dict:
 
 def poll_handler(event: dict, context: Any) -> dict:
     """Fetch the orders changed since the last poll from each shop's platform API (the shops
-    with an `api` table; `event["shop"]` for one). A shop that fails does not stop the others."""
+    with an `api` table; `event["shop"]` for one), then check each polled shop's webhooks (an
+    ERROR line per problem, for a CloudWatch metric filter). A shop that fails does not stop the others."""
     runtime = current()
     poll = runtime.poller or platform_poll()
     results: dict[str, Any] = {}
@@ -199,9 +204,17 @@ def poll_handler(event: dict, context: Any) -> dict:
             continue
         results[shop.id] = _plain(outcome)
         log.info("poll shop=%s %s", shop.id, results[shop.id])
+        (runtime.watcher or webhook_watch())(runtime.store, shop, runtime.clock())
     if failed:
         raise JobFailed(f"poll failed for shop(s) {', '.join(failed)}; the others were polled")
     return {"shops": results}
+
+
+def webhook_watch() -> Callable[[Store, ShopSettings, datetime], Any]:
+    """After a shop's poll: an ERROR log line per webhook problem, with `auto_repair` an install."""
+    from connector.services.webhook_status import watch
+
+    return watch
 
 
 def platform_poll() -> Callable[[Store, ShopSettings, datetime], Any]:

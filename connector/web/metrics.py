@@ -48,5 +48,5 @@ def _observe(response: Response) -> Response:
 @blueprint.get("/metrics")
 def scrape():
     state = current_app.extensions["stagesync"]
-    body = metrics_of(current_app).exposition(get_store(), state["settings"])
+    body = metrics_of(current_app).exposition(get_store(), state["settings"], state["clock"]())
     return Response(body, mimetype=None, content_type=CONTENT_TYPE_LATEST)

@@ -84,7 +84,10 @@ def test_importing_the_same_file_twice_leaves_the_database_unchanged(tmp_path, c
     before = run(config_file, "export", "--shop", "acme", "--at", AT.isoformat()).stdout
     second = run(config_file, "import", "--shop", "acme", str(csv_path))
     assert "imported 3,000 order(s)" in first.stdout
+    # a first import replays the stage history on its days, and the recompute then changes nothing
+    assert "replayed the stage history of" in first.stdout and ": 0 changed" in first.stdout
     assert "imported 0 order(s), 3,000 already stored" in second.stdout
+    assert "replayed" not in second.stdout
     assert "0 changed" in second.stdout
     assert run(config_file, "export", "--shop", "acme", "--at", AT.isoformat()).stdout == before
 

@@ -56,3 +56,30 @@ def test_webhooks_over_http_become_stages_and_no_secret_or_email_is_logged(tmp_p
                             "eve.fox@example.com", *(d.headers.get("X-Shopify-Hmac-Sha256", "") for _, d in
                                                      deliveries if d.headers.get("X-Shopify-Hmac-Sha256"))]:
         assert secret_or_email not in logs, "a secret, signature or email was logged whole"
+
+
+def test_gunicorn_refuses_a_chunked_body_over_one_mebibyte_and_verifies_utf8_standard_ids(tmp_path, database_url):
+    config = tmp_path / "stagesync.toml"
+    config.write_text(shops_toml(database_url))
+    big = b'{"id": 1, "pad": "' + b"x" * (1024 * 1024) + b'"}'
+    standard = SENDERS["standard"](clock=NOW)
+    small = SENDERS["shopify"]().order(5101, "gil.ho@example.com", "12.00", NOW - timedelta(days=1))
+    body = json.dumps({"type": "order.upserted", "data": {"order_id": "U-1", "placed_at": NOW.isoformat(),
+                                                          "total": "5.00", "email": "u@example.com"}}).encode()
+    signed = standard.signed(body, "order.upserted", delivery_id="msg_é_日本")
+
+    def chunks(data: bytes):  # a generator body: requests sends it chunked, without Content-Length
+        for start in range(0, len(data), 65536):
+            yield data[start:start + 65536]
+
+    with Server(config, tmp_path / "server.log", "--no-worker") as server:
+        from adapters.platforms import shopify
+
+        answer = requests.post(f"{server.url}/webhooks/shopify", data=chunks(big),
+                               headers=shopify.sign(big, SECRETS["shopify"]), timeout=30)
+        assert answer.status_code == 413
+        assert requests.post(f"{server.url}/webhooks/shopify", data=chunks(small.body), headers=small.headers,
+                             timeout=30).json() == {"status": "accepted"}
+        wire = dict(signed.headers, **{"webhook-id": "msg_é_日本".encode("utf-8")})  # the header's UTF-8 bytes
+        answer = requests.post(f"{server.url}/webhooks/standard", data=body, headers=wire, timeout=30)
+        assert (answer.status_code, answer.json()) == (200, {"status": "accepted"})

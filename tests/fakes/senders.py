@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -79,6 +80,8 @@ class ShopifySender(Sender):
                      current_total_price_set={"shop_money": now, "presentment_money": now},
                      test=test, cancelled_at=_iso(updated_at) if status == "cancelled" else None,
                      financial_status="refunded" if status == "refunded" else "paid", refunds=[])
+        if email != order["customer"]["email"]:  # another customer: another platform customer id
+            order["customer"]["id"] = 7_000_000_000_000 + zlib.crc32((email or "").encode())
         order["customer"]["email"] = email
         if refunded:
             order["financial_status"] = "partially_refunded"

@@ -157,15 +157,26 @@ def test_sync_health_lists_dead_letters_and_replays_them_with_a_csrf_token(clien
     assert "Re-queued 1 dead letter" in client.get(answer.headers["Location"]).get_data(as_text=True)
 
 
-def test_customer_search_shows_the_explain_view(client):
+def test_customer_search_is_a_post_that_opens_the_customer_page_by_ref(client):
     login(client)
-    found = client.get("/dashboard/shopify/customer?q=ANN@example.com ")
-    html = found.get_data(as_text=True)
-    assert found.status_code == 200
+    csrf = re.search(r'name="csrf" value="([^"]+)"', client.get("/dashboard/shopify").get_data(as_text=True)).group(1)
+    assert client.post("/dashboard/shopify/customer", data={"q": "ANN@example.com"}).status_code == 403  # no CSRF
+    found = client.post("/dashboard/shopify/customer", data={"q": "ANN@example.com ", "csrf": csrf})
+    assert found.status_code == 303
+    location = found.headers["Location"]
+    assert re.fullmatch(r"/dashboard/shopify/customer/[A-Za-z0-9_-]{16}", location)
+    again = client.post("/dashboard/shopify/customer", data={"q": "ann@example.com", "csrf": csrf})
+    assert again.headers["Location"] == location  # the ref is stable
+    page = client.get(location)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and "<h1>ann@example.com</h1>" in html
     assert re.search(r'data-field="rfm" data-stage="champion"><b>champion</b>', html)
     assert re.search(r'data-field="orders_365d">3<', html) and re.search(r'data-field="total_spent">295.00<', html)
-    missing = client.get("/dashboard/shopify/customer?q=nobody@example.com")
+    assert 'method="post" action="/dashboard/shopify/customer"' in html  # the search form posts
+    missing = client.post("/dashboard/shopify/customer", data={"q": "nobody@example.com", "csrf": csrf})
     assert missing.status_code == 404 and "No customer no***@ex***.com in shop shopify" in missing.get_data(as_text=True)
+    assert client.get("/dashboard/shopify/customer/not-a-ref").status_code == 404
+    assert "ann" not in client.get("/dashboard/shopify/customer?q=ann@example.com").get_data(as_text=True)
 
 
 def test_unknown_shop_and_bad_instant_are_refused(client):

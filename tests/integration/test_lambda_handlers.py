@@ -357,14 +357,15 @@ def test_recompute_writes_the_stages_that_changed_with_time_and_queues_them(runt
     assert handlers.recompute_handler(SCHEDULED_EVENT, Context())["shops"]["acme"]["written"] == 0
 
 
-def test_recompute_takes_a_shop_and_an_instant_when_invoked_by_hand(runtime):
+def test_recompute_takes_a_shop_and_refuses_an_instant_when_invoked_by_hand(runtime):
     receive_order()
-    result = handlers.recompute_handler({"shop": "acme", "at": "2026-10-01"}, Context())
-    assert list(result["shops"]) == ["acme"] and result["at"] == "2026-10-01T00:00:00+00:00"
+    result = handlers.recompute_handler({"shop": "acme"}, Context())
+    assert list(result["shops"]) == ["acme"]
     with pytest.raises(UnknownShopError):
         handlers.recompute_handler({"shop": "nosuch"}, Context())
-    with pytest.raises(UserError, match="at:"):
-        handlers.recompute_handler({"at": "next tuesday"}, Context())
+    with pytest.raises(UserError, match="stages --at"):  # a replayed date is never stored as the live stages
+        handlers.recompute_handler({"shop": "acme", "at": "2026-10-01"}, Context())
+    assert count(runtime.store, outbox) == 2
 
 
 class RecordingPoller:
@@ -385,6 +386,17 @@ def test_poll_reads_every_shop_that_has_an_api_table(runtime):
     runtime.poller = poller = RecordingPoller()
     assert handlers.poll_handler(SCHEDULED_EVENT, Context()) == {"shops": {"acme": {"fetched": 0, "stored": 0}}}
     assert poller.calls == [("acme", NOW)]  # walk-in has no `api`: nothing to poll
+
+
+def test_each_polled_shop_has_its_webhooks_watched_after_its_poll(runtime):
+    from connector.services.webhook_status import watch
+
+    runtime.poller = RecordingPoller()
+    watched = []
+    runtime.watcher = lambda store, shop, now: watched.append((shop.id, now))
+    handlers.poll_handler(SCHEDULED_EVENT, Context())
+    assert watched == [("acme", NOW)]
+    assert handlers.webhook_watch() is watch
 
 
 def test_a_failing_poll_is_reported_as_a_failed_invocation_after_the_other_shops(runtime):

@@ -18,24 +18,12 @@ from connector.services import evaluation
 from connector.services.predicting import PREDICTED_FIELDS
 from connector.services.properties import desired_properties
 from connector.storage import predictions as queries
-from connector.storage.schema import customer_predictions, customers, outbox, shop_predictions, stage_changes
+from connector.storage.schema import customers, outbox
 from connector.storage.store import Store
 from connector.storage.values import to_micros
 from tests.conftest import NOW
-from tests.predicted_shop import simulated_orders, store_orders, tiny_orders
+from tests.predicted_shop import TOML, seed, simulated_orders, store_orders, table_contents, tiny_orders
 
-TOML = """
-database_url = "{url}"
-admin_token = "test-admin-token"
-[[shops]]
-id = "acme"
-platform = "shopify"
-webhook_secret = "s"
-currency = "EUR"
-  [[shops.destinations]]
-  type = "log"
-  properties = {{ stage = "rfm", alive = "p_alive", risk = "churn_risk", band = "churn_band", next90 = "expected_orders_90d", next365 = "expected_orders_365d", clv = "predicted_clv_365d", next_order = "next_order_date" }}
-"""
 PREDICT_KEYS = ["shop", "at", "status", "reason", "customers", "bgnbd", "gamma_gamma", "churn_bands"]
 AT = "2026-06-01T12:00:00Z"  # NOW
 
@@ -67,12 +55,6 @@ def db(settings):
 def run(config_file, capsys, *args) -> str:
     assert main(["--config", str(config_file), *args]) == 0, capsys.readouterr().err
     return capsys.readouterr().out
-
-
-def table_contents(store) -> dict[str, list]:
-    with store.read() as conn:
-        return {t.name: sorted(map(tuple, conn.execute(select(t)))) for t in
-                (shop_predictions, customer_predictions, customers, outbox, stage_changes)}
 
 
 def no_nan_anywhere(text: str) -> bool:
@@ -110,15 +92,13 @@ def test_recompute_stores_the_fit_with_its_date_and_parameters(db, shop):
 
 
 def test_a_second_recompute_the_same_day_rewrites_and_queues_nothing(db, shop):
-    store_orders(db, "acme", simulated_orders(NOW))
-    evaluation.recompute(db, shop, NOW)
+    seed(db, shop, NOW)
     again = evaluation.recompute(db, shop, NOW + timedelta(hours=1))
     assert (again.predictions.status, again.predictions.written, again.predictions.queued) == ("ok", 0, 0)
 
 
 def test_the_predicted_properties_are_rounded_to_2_decimals(db, shop):
-    store_orders(db, "acme", simulated_orders(NOW))
-    evaluation.recompute(db, shop, NOW)
+    seed(db, shop, NOW)
     key = "buyer1@example.com"
     with db.read() as conn:
         state = db.load_state(conn, "acme", key)
@@ -193,8 +173,7 @@ def test_predict_without_at_stores_the_fit(db, config_file, capsys):
 
 
 def test_export_adds_the_predicted_fields_after_its_columns(db, shop, config_file, capsys):
-    store_orders(db, "acme", simulated_orders(NOW))
-    evaluation.recompute(db, shop, NOW)
+    seed(db, shop, NOW)
     rows = json.loads(run(config_file, capsys, "export", "--shop", "acme", "--format", "json", "--at", AT))
     assert list(rows[0])[-7:] == list(PREDICTED_FIELDS) and list(rows[0])[0] == "email"
     one = next(r for r in rows if r["email"] == "buyer1@example.com")
@@ -205,8 +184,7 @@ def test_export_adds_the_predicted_fields_after_its_columns(db, shop, config_fil
 
 
 def test_explain_shows_the_predictions_and_the_numbers_behind_them(db, shop, config_file, capsys):
-    store_orders(db, "acme", simulated_orders(NOW))
-    evaluation.recompute(db, shop, NOW)
+    seed(db, shop, NOW)
     out = run(config_file, capsys, "explain", "--shop", "acme", "buyer1@example.com", "--at", AT)
     for text in ("predictions     ok (shop fit of 2026-06-01)", "inputs          x = ", "t_x = ", "T = ", "m = ",
                  "BG/NBD          r = ", "Gamma-Gamma     p = ", "p_alive", "churn_risk", "predicted CLV",
@@ -215,8 +193,7 @@ def test_explain_shows_the_predictions_and_the_numbers_behind_them(db, shop, con
 
 
 def test_a_webhook_leaves_the_predictions_to_the_daily_recompute(db, shop):
-    store_orders(db, "acme", simulated_orders(NOW))
-    evaluation.recompute(db, shop, NOW)
+    seed(db, shop, NOW)
     key = "buyer1@example.com"
     with db.read() as conn:
         before = queries.stored_predictions(conn, "acme", [key])
@@ -256,8 +233,7 @@ webhook_secret = "s"
 
 def test_the_next_day_queues_each_destination_only_the_customers_whose_fields_it_writes_changed(database_url, db):
     shop = config.parse(TWO_DESTINATIONS.format(url=database_url), env={}).shops["acme"]
-    store_orders(db, "acme", simulated_orders(NOW))
-    evaluation.recompute(db, shop, NOW)
+    seed(db, shop, NOW)
     with db.read() as conn:
         before = queries.stored_predictions(conn, "acme")
     with db.transaction() as conn:

@@ -75,7 +75,7 @@ def stored_orders(store, shop_id):
 
 
 def customer(client, shop_id, email):
-    answer = client.get(f"/shops/{shop_id}/customers/{email}", headers=ADMIN)
+    answer = client.post(f"/shops/{shop_id}/customers/find", json={"email": email}, headers=ADMIN)
     return answer.get_json() if answer.status_code == 200 else None
 
 

@@ -178,7 +178,7 @@ def test_redacting_a_customer_removes_orders_state_and_history(store, shop):
         store.upsert_orders(conn, [order("1"), order("2", email="bob@example.com")])
     evaluation.recompute(store, shop, NOW)
     with store.transaction() as conn:
-        store.redact_customer(conn, "acme", "jane@example.com", ["1"])
+        assert store.redact_customer(conn, "acme", ["jane@example.com"], ["1"]) == {"jane@example.com"}
     assert count(store, orders) == 1 and count(store, customers) == 1
     assert count(store, stage_changes, customer_key="jane@example.com") == 0
     with store.transaction() as conn:
@@ -216,10 +216,14 @@ def test_an_existing_database_is_upgraded_in_place_keeping_its_orders(tmp_path):
         command.upgrade(config, "0001")
         conn.execute(text("INSERT INTO orders (shop_id, order_id, placed_at, total, refunded, status, test, valid, "
                           "amount) VALUES ('acme', '1', 0, 5000000, 0, 'placed', 0, 1, 5000000)"))
+        conn.execute(text("INSERT INTO data_requests (shop_id, customer_key, request_id, received_at) "
+                          "VALUES ('acme', 'jane@example.com', '9', 0)"))
     engine.dispose()
     store = Store.open(url)
     with store.read() as conn:
         assert conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar() == HEAD_REVISION
         assert conn.exec_driver_sql("SELECT amount FROM orders").scalar() == 5000000
         assert "ix_orders_figures" in {r[1] for r in conn.exec_driver_sql("PRAGMA index_list('orders')")}
+        assert conn.exec_driver_sql("SELECT email, phone, request_id FROM data_requests").one() == \
+            ("jane@example.com", None, "9")  # 0010: the identity a request named, in its own column
     store.close()

@@ -229,7 +229,7 @@ def test_a_redacted_customer_has_the_properties_cleared(store, shop_settings, fa
     evaluation.recompute(store, shop, NOW)
     worker(store, shop_settings, fake, clock).drain()
     with store.transaction() as conn:
-        store.redact_customer(conn, "acme", "ann@example.com")
+        store.redact_customer(conn, "acme", ["ann@example.com"])
         store.enqueue(conn, "acme", ["omnisend"], ["ann@example.com"], NOW)
     worker(store, shop_settings, fake, clock).drain()
     assert dict(fake.upserts[-1][0].properties) == {"lifecycle_stage": None, "lifecycle_phase": None, "orders": None}

@@ -51,7 +51,8 @@ def nothing_stored(store) -> bool:
 
 
 def stage(client, platform, email):
-    answer = client.get(f"/shops/{platform}/customers/{email}", headers={"Authorization": "Bearer test-admin-token"})
+    answer = client.post(f"/shops/{platform}/customers/find", json={"email": email},
+                         headers={"Authorization": "Bearer test-admin-token"})
     return answer.get_json() if answer.status_code == 200 else None
 
 

@@ -15,14 +15,14 @@ import pytest
 
 from connector import config
 from connector.services.evaluation import recompute, snapshot
+from connector.errors import mask
 from connector.services.predicting import predictions_at
 from connector.services.reports import stage_counts
 from connector.storage.store import Store
 from connector.web.app import create_app
 from connector.web.dashboard import LIST_PAGE_SIZE
 from tests.conftest import NOW, SLOW_ON_POSTGRESQL
-from tests.integration.test_predictions_wiring import TOML, table_contents
-from tests.predicted_shop import simulated_orders, store_orders, tiny_orders
+from tests.predicted_shop import TOML, seed, store_orders, table_contents, tiny_orders
 
 BEARER = {"Authorization": "Bearer test-admin-token"}
 LIST_LINK = re.compile(r'<a href="([^"]+)" data-list="([\w]+):([\w]+)"')
@@ -48,8 +48,7 @@ def client_for(settings, db):
 
 @pytest.fixture
 def client(settings, db):
-    store_orders(db, "acme", simulated_orders(NOW))
-    recompute(db, settings.shops["acme"], NOW)
+    seed(db, settings.shops["acme"], NOW)
     return client_for(settings, db)
 
 
@@ -110,17 +109,27 @@ def test_the_csv_download_has_every_row_in_the_same_order_with_whole_emails(clie
                                 "churn_risk", "churn_band", "predicted_clv_365d", "next_order_date"]
     assert {r["rfm"] for r in records} == {"about_to_lose"}
     first_page = rows_of(page(client, "/dashboard/acme/customers?model=rfm&value=about_to_lose"))
-    assert [r["email"] for r in records[:len(first_page)]] == [href.split("q=")[1] for _, href, *_ in first_page]
+    assert [(mask(r["email"]), Decimal(r["total_spent"])) for r in records[:len(first_page)]] == [
+        (masked, spent) for _, _, masked, spent, _ in first_page]
+    assert [r["email"] for r in records[:3]] == [email_on(client, href) for _, href, *_ in first_page[:3]]
     assert "nan" not in text.lower() and "inf" not in text.lower()
 
 
-def test_each_row_opens_the_customer_page_with_the_email_masked_in_the_list(client):
+def email_on(client, href: str) -> str:
+    """The whole email a customer page (reached by its ref) shows as its title."""
+    return re.search(r"<h1>([^<]+)</h1>", page(client, href)).group(1)
+
+
+def test_each_row_opens_the_customer_page_by_an_opaque_ref_with_the_email_masked_in_the_list(client):
     html = page(client, "/dashboard/acme/customers?model=rfm&value=at_risk")
     rows = rows_of(html)
     assert rows
+    again = rows_of(page(client, "/dashboard/acme/customers?model=rfm&value=at_risk"))
+    assert [href for _, href, *_ in again] == [href for _, href, *_ in rows]  # a ref is stable
     for _, href, masked, _, _ in rows[:5]:
-        email = href.split("q=")[1]
-        assert masked == "bu***@ex***.com" and email not in html.replace(href, "")
+        email = email_on(client, href)
+        assert "@" not in href and email.split("@")[0] not in href
+        assert masked == "bu***@ex***.com" and email not in html
         customer = page(client, href)
         assert f"<h1>{email}</h1>" in customer and 'id="predictions"' in customer
         assert 'data-field="p_alive"' in customer and "shop's parameters" in customer
@@ -156,7 +165,7 @@ def test_without_predictions_the_list_is_sorted_by_total_spent(settings, db):
     assert "data-value-at-risk>-<" in shop_page and 'data-prediction-status="insufficient_data"' in shop_page
     html = page(client, "/dashboard/acme/customers?model=phases&value=conversion")
     rows = rows_of(html)
-    assert rows[0][1].endswith("q=whale@example.com") and rows[0][3] == Decimal("99")
+    assert email_on(client, rows[0][1]) == "whale@example.com" and rows[0][3] == Decimal("99")
     assert {row[4] for row in rows} == {None} and "by total spent instead" in html
 
 

@@ -348,14 +348,16 @@ def test_a_customer_without_email_or_phone_is_ignored():
 def test_customers_redact_names_the_customer_and_the_orders():
     inbound = deliver("customers/redact")
     assert inbound.actions == (RedactCustomer(email="jane.doe@example.com", phone="+33612345678",
-                                              order_ids=("5873412096157", "5873413243037")),)
+                                              order_ids=("5873412096157", "5873413243037"),
+                                              customer_id="7294715560093"),)
     assert inbound.extra["customer_id"] == "7294715560093"
 
 
 def test_customers_data_request_is_recorded_with_its_id():
     inbound = deliver("customers/data_request")
     assert inbound.actions == (RecordDataRequest(email="jane.doe@example.com", phone="+33612345678",
-                                                 request_id="9999"),)
+                                                 request_id="9999", customer_id="7294715560093",
+                                                 orders_requested=("5873412096157", "5873413243037")),)
     assert inbound.extra["orders_requested"] == ("5873412096157", "5873413243037")
 
 

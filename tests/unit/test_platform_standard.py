@@ -277,7 +277,7 @@ def test_wrong_order_fields_are_named(change, message):
     ("refund.created", {"order_id": "A-1", "amount": "2"}, "field 'data.refund_id' is missing"),
     ("order.deleted", {}, "field 'data.order_id' is missing"),
     ("customer.seen", {"email": "not an email"}, "field 'email' or 'phone' is required"),
-    ("customer.redacted", {"order_ids": []}, "field 'email', 'phone' or 'order_ids' is required"),
+    ("customer.redacted", {"order_ids": []}, "field 'email', 'phone', 'customer_id' or 'order_ids' is required"),
     ("customer.redacted", {"order_ids": [True]}, r"field 'data.order_ids\[0\]' must be an id"),
 ])
 def test_wrong_fields_of_other_types_are_named(kind, data, message):
