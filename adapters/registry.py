@@ -1,10 +1,10 @@
 """Every adapter stagesync can use, by name: one registry per port, all of the same form.
 
 A registry reads its names and targets ("package.module:Attribute") from `connector.domain.ports`
-(`WEBHOOK_ADAPTERS`, `API_CLIENTS`, `DESTINATION_ADAPTERS`), where the configuration reads its valid
-names without importing any adapter, and imports each adapter the first time its name is used:
-the Shopify SDK is only imported by a shop that backfills from Shopify. An unknown name fails with
-the valid names listed.
+(`WEBHOOK_ADAPTERS`, `API_CLIENTS`, `SUBSCRIPTION_APIS`, `DESTINATION_ADAPTERS`), where the
+configuration reads its valid names without importing any adapter, and imports each adapter the
+first time its name is used: the Shopify SDK is only imported by a shop that backfills from
+Shopify. An unknown name fails with the valid names listed.
 """
 
 from __future__ import annotations
@@ -58,4 +58,5 @@ class Registry(Mapping[str, Any]):
 
 PLATFORMS = Registry("platform", ports.WEBHOOK_ADAPTERS)  # Platform: a module of functions each
 PLATFORM_APIS = Registry("platform API client", ports.API_CLIENTS)  # OrderSource: backfill and polling
+SUBSCRIPTION_APIS = Registry("webhook subscription API", ports.SUBSCRIPTION_APIS)  # SubscriptionApi: `webhooks`
 DESTINATIONS = Registry("destination type", ports.DESTINATION_ADAPTERS)  # Destination, with its `settings_class`

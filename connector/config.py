@@ -18,6 +18,7 @@ from connector.domain import ports
 from connector.domain.orders import MAX_RATE, MIN_RATE, plausible_rate
 from connector.errors import ConfigError
 from connector.domain.stages import RFM_STAGES, PHASES, PhaseSettings, RfmSettings
+from connector.domain.subscriptions import public_url_problem
 
 # The valid names are those of the registered adapters (connector.domain.ports: names only, nothing imported).
 PLATFORMS = tuple(ports.WEBHOOK_ADAPTERS)
@@ -63,6 +64,8 @@ class ShopSettings:
     destinations: tuple[DestinationSettings, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     rates: Mapping[str, Decimal] = field(default_factory=dict)  # shop-currency units per foreign unit
+    public_url: str | None = None  # where the platform reaches us; deliveries go to <public_url>/webhooks/<id>
+    auto_repair: bool = False  # the scheduled poll re-installs a missing or disabled subscription
 
     def label(self, stage: str) -> str:
         return self.labels.get(stage, stage)
@@ -239,7 +242,7 @@ class _Reader:
             self.problem(f"{where}.webhook_secret", "is required (a non-empty string)")
             secret = ""
         known = {"id", "platform", "webhook_secret", "currency", "country", "rfm", "phases", "api",
-                 "destinations", "labels", "rates"}
+                 "destinations", "labels", "rates", "public_url", "auto_repair"}
         for key in sorted(set(raw) - known):
             self.problem(f"{where}.{key}", "unknown key")
         currency = raw.get("currency")
@@ -253,6 +256,14 @@ class _Reader:
             self.problem(f"{where}.api", "must be a table")
             api = {}
         destinations = self.destinations(raw.get("destinations", []), where)
+        public_url = raw.get("public_url")
+        if public_url is not None and public_url_problem(public_url):
+            self.problem(f"{where}.public_url", str(public_url_problem(public_url)))
+        auto_repair = raw.get("auto_repair", False)
+        if not isinstance(auto_repair, bool):
+            self.problem(f"{where}.auto_repair", "must be true or false")
+        elif auto_repair and public_url is None:
+            self.problem(f"{where}.auto_repair", "needs the shop's public_url (where the subscriptions must point)")
         return ShopSettings(
             id=shop_id,
             platform=str(platform),
@@ -265,6 +276,8 @@ class _Reader:
             destinations=destinations,
             labels=self.labels(raw.get("labels", {}), f"{where}.labels"),
             rates=self.rates(raw.get("rates", {}), f"{where}.rates", currency),
+            public_url=public_url.strip().rstrip("/") if isinstance(public_url, str) else None,
+            auto_repair=auto_repair is True,
         )
 
     def _int(self, raw: dict, key: str, default: int, where: str, low: int, high: int) -> int:

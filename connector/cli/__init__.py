@@ -1,6 +1,6 @@
 """The `stagesync` command: `stagesync [--config PATH] COMMAND`, on click.
 
-One module per group of commands (`checks`, `history`, `views`, `delivery`, `privacy`, `running`), each command's
+One module per group of commands (`checks`, `history`, `views`, `delivery`, `privacy`, `running`, `webhooks`), each command's
 options beside it; `common` holds what they share, `output` what they print, and `runs` the little
 logic the old CLI held, until it moves to the services. Command bodies only call and print. Errors are mapped to exit codes here and nowhere else (docs/cli.md):
 0 success, 1 user error (one message on stderr, no traceback), 2 usage error (click), 130 interrupted.
@@ -13,7 +13,7 @@ from typing import Sequence
 
 import click
 
-from connector.cli import checks, delivery, history, privacy, running, views
+from connector.cli import checks, delivery, history, privacy, running, views, webhooks
 from connector.cli.common import Invocation
 from connector.errors import StagesyncError
 
@@ -68,8 +68,8 @@ def cli(ctx: click.Context, config: str | None) -> None:
 
 for command in (running.serve_command, delivery.worker_command, delivery.sync_command, history.recompute_command,
                 history.import_command, history.backfill_command, history.poll_command, views.stages_command,
-                views.explain_command, views.export_command, views.predict_command, delivery.deadletters_command,
-                privacy.requests_command, checks.check_config,
+                views.explain_command, views.export_command, views.predict_command, webhooks.webhooks_group,
+                delivery.deadletters_command, privacy.requests_command, checks.check_config,
                 running.demo_command):
     cli.add_command(command)
 

@@ -1,6 +1,7 @@
 """The little logic the old argparse CLI held beside its commands, kept here until it finds a home
 among the services: the configuration check across destinations and platform APIs, the recompute
-with progress, the poll of several shops where one shop's failure does not stop the others."""
+with progress, the poll of several shops where one shop's failure does not stop the others (each
+polled shop's webhooks watched after it: `connector.services.webhook_status.watch`)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,7 @@ def poll_shops(store, shops, echo: Callable[[str], None], warn: Callable[[str], 
     """Poll each shop in turn; a shop's StagesyncError is reported with `warn` and the next shop is
     polled all the same. True when every shop was polled."""
     from connector.services.backfill import poll
+    from connector.services.webhook_status import watch
 
     from connector.cli.output import poll_summary
 
@@ -85,4 +87,5 @@ def poll_shops(store, shops, echo: Callable[[str], None], warn: Callable[[str], 
             ok = False
             continue
         echo(poll_summary(shop, result))
+        watch(store, shop, datetime.now(timezone.utc))  # an ERROR log line per webhook problem (auto_repair)
     return ok

@@ -3,6 +3,8 @@ these; adapters implement them, and `adapters/registry.py` names every implement
 
 - `Platform`: a shop platform's webhooks (verify, then parse into canonical orders).
 - `OrderSource`: a platform's API client, read by backfill and polling, page by page (`Page`).
+- `SubscriptionApi`: a platform's webhook subscriptions (list, create, repair, delete), each one a
+  `Subscription`, for `stagesync webhooks`.
 - `Destination`: an email tool account, built from its typed settings (`settings_class`).
 
 Below the ports, the adapters of each port by the name `stagesync.toml` uses: "module:Attribute"
@@ -99,6 +101,48 @@ class OrderSource(Protocol):
         ...
 
 
+# --- platform APIs: webhook subscriptions ----------------------------------------------------
+
+@dataclass(frozen=True)
+class Subscription:
+    """One webhook subscription on a shop's platform, in one neutral shape.
+
+    `topic` is the platform's topic as its deliveries name it (`orders/create`, `order.created`,
+    `store/order/created`); `state` is "active", "disabled" (delivery paused or deactivated by the
+    platform or a person) or "wrong_secret" (it would send another secret than the shop's); `ours`
+    is True when its delivery URL is stagesync's for this shop (it ends with /webhooks/<shop id>),
+    whatever the host: `connector.domain.subscriptions.is_ours`.
+    """
+
+    topic: str
+    url: str
+    state: str
+    id: str
+    ours: bool = False
+
+
+class SubscriptionApi(Protocol):
+    """A platform's webhook subscriptions, built from the shop's settings. `topics` are those
+    stagesync needs; `note` says what cannot be installed through the API (or "")."""
+
+    platform: str
+    topics: tuple[str, ...]
+    note: str
+
+    def list(self) -> list[Subscription]:
+        """Every subscription the credentials can see (every page), stagesync's and others'."""
+        ...
+
+    def create(self, topic: str, url: str) -> Subscription: ...
+
+    def repair(self, subscription: Subscription, url: str) -> Subscription:
+        """Point `subscription` at `url` and make it active again (with the shop's secret where
+        the platform keeps one per subscription)."""
+        ...
+
+    def delete(self, subscription: Subscription) -> None: ...
+
+
 # --- destinations: stages out ----------------------------------------------------------------
 
 
@@ -192,6 +236,12 @@ API_CLIENTS: Mapping[str, str] = MappingProxyType({  # OrderSource: backfill and
     "woocommerce": "adapters.platforms.woocommerce_api:WooCommerceOrders",
     "wizishop": "adapters.platforms.wizishop:WiziShopOrders",
     "bigcommerce": "adapters.platforms.bigcommerce:BigCommerceOrders",
+})
+
+SUBSCRIPTION_APIS: Mapping[str, str] = MappingProxyType({  # SubscriptionApi: `stagesync webhooks`
+    "shopify": "adapters.platforms.shopify_subscriptions:ShopifySubscriptions",
+    "woocommerce": "adapters.platforms.woocommerce_subscriptions:WooCommerceSubscriptions",
+    "bigcommerce": "adapters.platforms.bigcommerce_subscriptions:BigCommerceSubscriptions",
 })
 
 DESTINATION_ADAPTERS: Mapping[str, str] = MappingProxyType({  # Destination

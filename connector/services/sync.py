@@ -340,7 +340,9 @@ class SyncWorker:
             return result
 
         def wait_for(state: tenacity.RetryCallState) -> float:
-            backoff = JitteredBackoff(self.retry_initial_seconds, IMMEDIATE_MAX_WAIT_SECONDS)(state)
+            # jitter: up to the first wait (1 s for the default first wait of 1 s)
+            backoff = JitteredBackoff(self.retry_initial_seconds, IMMEDIATE_MAX_WAIT_SECONDS,
+                                      jitter=self.retry_initial_seconds)(state)
             error = state.outcome.exception() if state.outcome else None
             return max(backoff, getattr(error, "retry_after", None) or 0)
 

@@ -61,6 +61,8 @@ class Runtime:
     destination_factory: Callable[[DestinationSettings], Destination] | None = None
     # None: connector.services.backfill's poll, imported when first needed.
     poller: Callable[[Store, ShopSettings, datetime], Any] | None = None
+    # None: connector.services.webhook_status's watch, run after each shop's poll.
+    watcher: Callable[[Store, ShopSettings, datetime], Any] | None = None
     _app: Flask | None = field(default=None, repr=False)
 
     @classmethod
@@ -185,7 +187,8 @@ def recompute_handler(event: dict, context: Any) -> dict:
 
 def poll_handler(event: dict, context: Any) -> dict:
     """Fetch the orders changed since the last poll from each shop's platform API (the shops
-    with an `api` table; `event["shop"]` for one). A shop that fails does not stop the others."""
+    with an `api` table; `event["shop"]` for one), then check each polled shop's webhooks (an
+    ERROR line per problem, for a CloudWatch metric filter). A shop that fails does not stop the others."""
     runtime = current()
     poll = runtime.poller or platform_poll()
     results: dict[str, Any] = {}
@@ -203,9 +206,17 @@ def poll_handler(event: dict, context: Any) -> dict:
             continue
         results[shop.id] = _plain(outcome)
         log.info("poll shop=%s %s", shop.id, results[shop.id])
+        (runtime.watcher or webhook_watch())(runtime.store, shop, runtime.clock())
     if failed:
         raise JobFailed(f"poll failed for shop(s) {', '.join(failed)}; the others were polled")
     return {"shops": results}
+
+
+def webhook_watch() -> Callable[[Store, ShopSettings, datetime], Any]:
+    """After a shop's poll: an ERROR log line per webhook problem, with `auto_repair` an install."""
+    from connector.services.webhook_status import watch
+
+    return watch
 
 
 def platform_poll() -> Callable[[Store, ShopSettings, datetime], Any]:

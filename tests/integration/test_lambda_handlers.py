@@ -388,6 +388,17 @@ def test_poll_reads_every_shop_that_has_an_api_table(runtime):
     assert poller.calls == [("acme", NOW)]  # walk-in has no `api`: nothing to poll
 
 
+def test_each_polled_shop_has_its_webhooks_watched_after_its_poll(runtime):
+    from connector.services.webhook_status import watch
+
+    runtime.poller = RecordingPoller()
+    watched = []
+    runtime.watcher = lambda store, shop, now: watched.append((shop.id, now))
+    handlers.poll_handler(SCHEDULED_EVENT, Context())
+    assert watched == [("acme", NOW)]
+    assert handlers.webhook_watch() is watch
+
+
 def test_a_failing_poll_is_reported_as_a_failed_invocation_after_the_other_shops(runtime):
     runtime.poller = RecordingPoller(failing={"acme"})
     with pytest.raises(handlers.JobFailed, match="acme"):

@@ -10,7 +10,7 @@ import pytest
 from connector.cli import cli, main
 
 COMMANDS = ["serve", "worker", "sync", "recompute", "import", "backfill", "poll", "stages", "explain", "export",
-            "predict", "deadletters", "requests", "check-config", "demo"]
+            "predict", "webhooks", "deadletters", "requests", "check-config", "demo"]
 
 VALID = """
 database_url = "sqlite:///{db}"
