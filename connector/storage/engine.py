@@ -178,7 +178,7 @@ class Database:
             with _unavailable_as_error(self.where), self.engine.begin() as conn:
                 yield conn
         except StorageUnavailableError as exc:
-            self.disk_full = self.disk_full or "full" in str(exc)
+            self.disk_full = self.disk_full or any(s in str(exc).lower() for s in _NO_ROOM)
             raise
         self.disk_full = False
 
@@ -269,13 +269,14 @@ def reason(exc: DBAPIError) -> str:
     return (lines[0] if lines else type(exc.orig).__name__)[:200]
 
 
+_NO_ROOM = ("database or disk is full", "no space left")
 _UNAVAILABLE = (
     "could not connect", "connection refused", "server closed", "terminating connection", "connection is closed",
     "connection failed", "connection timeout", "timeout expired", "failed to resolve host",
     "could not translate host", "name or service not known", "no route to host", "network is unreachable",
     "statement timeout", "lock timeout", "canceling statement",  # our statement_timeout / lock_timeout
-    "database is locked", "unable to open database", "disk i/o error", "database or disk is full",
-    "no space left", "read-only file system", "attempt to write a readonly database",
+    "database is locked", "unable to open database", "disk i/o error", *_NO_ROOM,
+    "read-only file system", "attempt to write a readonly database",
 )
 
 
