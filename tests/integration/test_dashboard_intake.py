@@ -13,12 +13,9 @@ from connector.domain.ports import Destination
 from connector.services.intake_health import note_rejected
 from connector.services.metrics import NullMetrics
 from connector.services.sync import SyncWorker
-from connector.web.app import create_app
 from tests.conftest import NOW
 from tests.fakes.senders import ShopifySender
-
-BEARER = {"Authorization": "Bearer test-admin-token"}
-
+from tests.http_client import BEARER, deliver
 
 class WrongKey(Destination):
     type_name = "wrong-key"
@@ -30,10 +27,10 @@ class WrongKey(Destination):
 
 
 @pytest.fixture
-def client(platform_shops, platform_store):
-    client = create_app(platform_shops, store=platform_store, clock=lambda: NOW).test_client()
+def client(client):
+    """The app's client after Ann's order of two days ago came in."""
     delivery = ShopifySender().order(1, "ann@example.com", "120.00", NOW - timedelta(days=2))
-    assert client.post("/webhooks/shopify", data=delivery.body, headers=delivery.headers).status_code == 200
+    assert deliver(client, "shopify", delivery).status_code == 200
     return client
 
 
