@@ -1,3 +1,3 @@
 """Stand-ins for the outside world in tests: signed platform webhooks (`senders`), platform APIs
-answered by `responses` (`platforms`), and a real local HTTP server playing an email tool
-(`vendor_server`)."""
+answered by `responses` (`platforms`), a real local HTTP server playing an email tool
+(`vendor_server`), and a destination that refuses everything (`destinations`)."""

@@ -10,27 +10,18 @@ import pytest
 from sqlalchemy import select
 
 from connector.cli import main
-from connector.errors import FatalDestinationError
 from connector.services.metrics import NullMetrics
-from connector.domain.ports import Destination
 from connector.services.reports import iso
 from connector.storage.schema import outbox
 from connector.services.sync import SyncWorker
 from tests.conftest import NOW
+from tests.fakes.destinations import Refusing
 from tests.fakes.senders import ADMIN_TOKEN, ShopifySender
 from tests.http_client import BEARER, deliver
 
+UNKNOWN_PROPERTY = Refusing("400 Bad Request: unknown property", status=400)
 ROW = re.compile(r'<tr data-model="(\w+)" data-stage="(\w+)">.*?<td class="num" data-(count|revenue)>([^<]+)</td>',
                  re.S)
-
-
-class Refusing(Destination):
-    type_name = "refusing"
-    default_rate_per_minute = 60_000
-    max_batch = 100
-
-    def upsert_contacts(self, updates):
-        raise FatalDestinationError("400 Bad Request: unknown property", status=400)
 
 
 @pytest.fixture
@@ -117,7 +108,7 @@ def test_movements_of_the_last_eight_weeks_come_from_the_stage_history(client):
 
 def test_sync_health_lists_dead_letters_and_replays_them_with_a_csrf_token(client, platform_store, platform_shops):
     SyncWorker(platform_store, platform_shops, clock=lambda: NOW, sleep=lambda s: None,
-               destination_factory=lambda *_: Refusing(), metrics=NullMetrics(), shops={"shopify"}).drain()
+               destination_factory=lambda *_: UNKNOWN_PROPERTY, metrics=NullMetrics(), shops={"shopify"}).drain()
     login(client)
     html = client.get("/dashboard/shopify").get_data(as_text=True)
     assert re.search(r'data-destination="log">.*?data-outbox>0<.*?data-dead>4<', html, re.S)
