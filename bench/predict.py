@@ -39,7 +39,6 @@ import os
 import shlex
 import sys
 import tempfile
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,6 +47,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.child import machine as described, run_measured  # noqa: E402
 
 RESULTS = ROOT / "bench" / "RESULTS.md"
 DAY_US = 86_400 * 1_000_000
@@ -171,34 +172,16 @@ def lifetimes_child(path: str, grouped: bool) -> dict:
 
 def run_child(argv: list[str], timeout: float) -> dict:
     """One child to completion (killed after `timeout` s), measured with os.wait4."""
-    import subprocess
-
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        killer = threading.Timer(timeout, proc.kill)
-        killer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            killer.cancel()
-        process_wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(errors="replace"), err.read().decode(errors="replace")
-    if proc.returncode != 0:
-        raise SystemExit(f"child {argv[-3:]} failed (exit {proc.returncode}):\n{stderr[-3000:]}")
-    result = json.loads(stdout.strip().splitlines()[-1])
-    result.update(process_wall=process_wall, process_cpu=usage.ru_utime + usage.ru_stime,
-                  rss_mib=usage.ru_maxrss / 1024, load=os.getloadavg()[0])
+    run = run_measured(argv, cwd=ROOT, env=env, timeout=timeout)
+    if run.returncode != 0:
+        raise SystemExit(f"child {argv[-3:]} failed (exit {run.returncode}):\n{run.stderr[-3000:]}")
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    result.update(process_wall=run.wall, process_cpu=run.cpu, rss_mib=run.rss_mib, load=run.load)
     return result
 
 
 def machine() -> str:
-    from bench.recompute import machine as described
-
     info = described()
     return (f"{info['nproc']} CPU(s) ({info['cpu']}), {info['memory']} memory, Python {info['python']}, "
             f"numpy {np.__version__}, {info['os']}")

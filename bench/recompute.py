@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shlex
 import shutil
@@ -39,7 +38,6 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, time as dtime, timedelta, timezone
@@ -47,6 +45,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.child import machine, run_measured  # noqa: E402
 
 SHOP = "bench"
 RESULTS = ROOT / "bench" / "RESULTS.md"
@@ -99,24 +99,9 @@ class Step:
 def run_child(engine: str, name: str, argv: list[str], *, cwd: Path, timeout: float) -> Step:
     """Run one child to completion (killed after `timeout` s); measure it with os.wait4."""
     env = {k: v for k, v in os.environ.items() if k not in ("STAGESYNC_DATABASE_URL", "STAGESYNC_CONFIG")}
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        killer = threading.Timer(timeout, proc.kill)
-        killer.start()
-        try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            killer.cancel()
-        wall = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here: keep Popen from waiting again
-        out.seek(0)
-        err.seek(0)
-        step = Step(engine, name, wall=wall, cpu=usage.ru_utime + usage.ru_stime,
-                    rss_mib=usage.ru_maxrss / 1024,  # KiB on Linux
-                    load=os.getloadavg()[0],
-                    returncode=proc.returncode, timed_out=killer.finished.is_set() and proc.returncode < 0,
-                    stdout=out.read().decode(errors="replace"), stderr=err.read().decode(errors="replace"))
+    run = run_measured(argv, cwd=cwd, env=env, timeout=timeout)
+    step = Step(engine, name, wall=run.wall, cpu=run.cpu, rss_mib=run.rss_mib, load=run.load,
+                returncode=run.returncode, timed_out=run.timed_out, stdout=run.stdout, stderr=run.stderr)
     if not step.ok:
         why = f"killed after {timeout:.0f} s" if step.timed_out else f"exit {step.returncode}"
         print(f"  {engine} {name}: FAILED ({why})\n{step.stderr[-2000:]}", file=sys.stderr)
@@ -286,26 +271,6 @@ def vacuum_analyze(url: str) -> None:
 
 
 # --- report ------------------------------------------------------------------------------------
-
-def machine() -> dict:
-    def first(path: str, key: str) -> str:
-        try:
-            for line in Path(path).read_text().splitlines():
-                if line.startswith(key):
-                    return line.split(":", 1)[1].strip()
-        except OSError:
-            pass
-        return "?"
-
-    mem_kib = first("/proc/meminfo", "MemTotal").split()[0]
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "memory": f"{int(mem_kib) / 1024 / 1024:.1f} GiB" if mem_kib.isdigit() else "?",
-        "cpu": first("/proc/cpuinfo", "model name"),
-        "python": platform.python_version(),
-        "os": platform.platform(),
-    }
-
 
 def table(runs: list[EngineRun]) -> list[str]:
     lines = ["| engine | step | wall s | CPU s | peak RSS MiB | load | result | wall / pandas | CPU / pandas | compared |",

@@ -21,27 +21,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from connector import config  # noqa: E402
 from connector.services import evaluation  # noqa: E402
 from connector.domain.orders import Order  # noqa: E402
 from connector.storage.store import Store  # noqa: E402
 from connector.services.sync import SyncWorker  # noqa: E402
-from tests.fakes.vendor_server import omnisend_vendor  # noqa: E402
+from tests.fakes.omnisend_shop import omnisend_shop, seed  # noqa: E402
 
 # Recent enough that the stage changes of the second phase (AT + 35 days) fall inside the 7-day
 # window in which stage changes are sent as events (connector.services.sync.EVENT_MAX_AGE).
 AT = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=36)
-TOML = """
-[[shops]]
-id = "bench"
-platform = "shopify"
-webhook_secret = "s"
-  [[shops.destinations]]
-  type = "omnisend"
-  api_key = "bench-key"
-  base_url = "{url}"
-  events = {events}
-"""
 
 
 def phase(name: str, store: Store, shop, settings, vendor, now: datetime) -> dict:
@@ -61,20 +49,16 @@ def main() -> int:
     parser.add_argument("--record", action="store_true", help="append the results to bench/RESULTS.md")
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as tmp, omnisend_vendor() as vendor:
-        settings = config.parse(TOML.format(url=vendor.url, events=str(args.events).lower()), env={})
-        settings = settings.__class__(database_url=f"sqlite:///{tmp}/bench.db", shops=settings.shops)
+    with tempfile.TemporaryDirectory() as tmp, \
+            omnisend_shop(f"sqlite:///{tmp}/bench.db", shop_id="bench", events=args.events) as env:
+        vendor, settings, store = env.vendor, env.settings, env.store
         shop = settings.shops["bench"]
-        store = Store.open(settings.database_url)
-        with store.transaction() as conn:
-            store.upsert_orders(conn, [
-                Order.build(shop_id="bench", order_id=i, placed_at=AT - timedelta(days=10, minutes=i),
-                            total=Decimal(20 + i % 50), email=f"c{i}@example.com") for i in range(args.customers)])
+        seed(store, [Order.build(shop_id="bench", order_id=i, placed_at=AT - timedelta(days=10, minutes=i),
+                                 total=Decimal(20 + i % 50), email=f"c{i}@example.com") for i in range(args.customers)])
         rows.append(phase("first evaluation", store, shop, settings, vendor, AT))
         rows.append(phase("every customer changes stage (+35 days)", store, shop, settings, vendor,
                           AT + timedelta(days=35)))
         rows.append(phase("unchanged recompute", store, shop, settings, vendor, AT + timedelta(days=35)))
-        store.close()
     table = format_table(rows)
     print(table)
     moved = rows[1]

@@ -43,7 +43,7 @@ REQUIRED_ENTRIES = (
     "serverless_wsgi.py", "flask/__init__.py", "werkzeug/__init__.py", "sqlalchemy/__init__.py",
     "alembic/__init__.py", "psycopg/__init__.py", "psycopg_binary/__init__.py", "requests/__init__.py",
     "tenacity/__init__.py", "phonenumbers/__init__.py", "shopify/__init__.py", "numpy/__init__.py",
-    "connector/domain/predictions.py",
+    "connector/domain/predictions/__init__.py",
 )
 FORBIDDEN = re.compile(r"^(node_modules|tests|\.venv|\.serverless|deploy|lambda-platform)/"
                        r"|^(serverless\.yml|secrets\.yml|package(-lock)?\.json|lambda-python|package\.sh)$"

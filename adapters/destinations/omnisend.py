@@ -43,7 +43,11 @@ BATCH_ITEMS = "/batches/{batch_id}/items"
 # finished, stopped. Only `finished` and `stopped` are final.
 BATCH_DONE = frozenset({"finished", "stopped"})
 # Bounded polling: up to 6 reads, waiting 1, 2, 4, 8, 8, 8 s (31 s at most) between them. Every read
-# is one request of the 400/minute budget, reserved with the batch (see `requests_for`).
+# is one request of the 400/minute budget, reserved with the batch (see `requests_for`). Omnisend's
+# reference gives no polling interval (https://api-docs.omnisend.com/reference/post_batches: "Creating
+# batches is an asynchronous process"; .../get_batches-batchid reports `status` and `finishedCount`), only
+# the budget (https://api-docs.omnisend.com/reference/rate-limit-timeouts-errors): these waits are ours.
+# `Omnisend(poll_seconds=..., resend_after_seconds=...)` replaces the first wait and the resend delay.
 BATCH_POLLS = 6
 POLL_FIRST_SECONDS = 1.0
 POLL_MAX_SECONDS = 8.0
@@ -85,9 +89,12 @@ class Omnisend(HttpDestination):
     max_event_batch = 1  # one outcome at a time: see send_events
     has_events = True
 
-    def __init__(self, settings: OmnisendSettings, session=None, *, shop: str | None = None):
+    def __init__(self, settings: OmnisendSettings, session=None, *, shop: str | None = None,
+                 poll_seconds: float = POLL_FIRST_SECONDS, resend_after_seconds: float = RETRY_UNFINISHED_SECONDS):
         super().__init__(settings, session, shop=shop)
         self.sleep = time.sleep  # between reads of a running batch (replaced in tests)
+        self.poll_seconds = poll_seconds  # the first wait between two reads of a running batch, then doubled
+        self.resend_after_seconds = resend_after_seconds  # a batch still unfinished is sent again after this
 
     def requests_for(self, n_updates: int) -> int:
         if n_updates <= 1:
@@ -136,7 +143,7 @@ class Omnisend(HttpDestination):
         budget = [BATCH_POLLS + 1]  # reads of this batch, failed ones included (all reserved in the rate)
 
         def read(path: str) -> dict:
-            wait = POLL_FIRST_SECONDS
+            wait = self.poll_seconds
             while True:
                 budget[0] -= 1
                 try:
@@ -153,11 +160,11 @@ class Omnisend(HttpDestination):
             if status in BATCH_DONE:
                 break
             if attempt + 1 < BATCH_POLLS and budget[0] > 1:
-                self.sleep(min(POLL_MAX_SECONDS, POLL_FIRST_SECONDS * 2 ** attempt))
+                self.sleep(min(POLL_MAX_SECONDS, self.poll_seconds * 2 ** attempt))
             else:
                 raise RetriableDestinationError(
                     f"{self.name}: batch {batch_id} still {status or 'unknown'} after {attempt + 1} reads; "
-                    f"its contacts will be sent again", destination=self.name, retry_after=RETRY_UNFINISHED_SECONDS)
+                    f"its contacts will be sent again", destination=self.name, retry_after=self.resend_after_seconds)
         report = read(BATCH_ITEMS.format(batch_id=batch_id))
         index_of = {self._identifier(u): i for i, u in enumerate(chunk)}
         failed: dict[int, Exception] = {}
@@ -184,7 +191,7 @@ class Omnisend(HttpDestination):
             for index in range(len(chunk)):
                 if index not in failed and index not in confirmed:
                     failed[index] = RetriableDestinationError(f"{self.name}: {why}", destination=self.name,
-                                                              retry_after=RETRY_UNFINISHED_SECONDS)
+                                                              retry_after=self.resend_after_seconds)
         return [ItemFailure(i, failed[i]) for i in sorted(failed)]
 
     @staticmethod

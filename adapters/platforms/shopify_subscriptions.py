@@ -1,6 +1,6 @@
 """Shopify webhook subscriptions through the Admin GraphQL API, as neutral `Subscription`s.
 
-The calls, with the shapes Shopify documents (Admin GraphQL, API version `shopify_api.API_VERSION`):
+The calls, with the shapes Shopify documents (Admin GraphQL, API version `shopify_client.API_VERSION`):
 - `webhookSubscriptions(first, after)`: a cursor-paginated `WebhookSubscriptionConnection` of the
   shop-scoped subscriptions this app created through the API (not those of the app's TOML
   configuration), `nodes { id topic uri }`, `pageInfo { hasNextPage endCursor }`

@@ -20,7 +20,7 @@ from sqlalchemy import Connection
 from connector.config import ShopSettings
 from connector.domain.predictions import (
     STATUS_INSUFFICIENT, STATUS_OK, UNKNOWN, BgNbdParams, CustomerArrays, CustomerPrediction, GammaGammaParams,
-    ShopInputs, _customer_prediction, customer_inputs, predict_customers, predict_one, predict_shop, prediction_day,
+    ShopInputs, customer_inputs, customer_prediction, predict_customers, predict_one, predict_shop, prediction_day,
     shop_inputs_from_orders,
 )
 from connector.storage import predictions as queries
@@ -53,7 +53,7 @@ class ShopPredictionView:
         i = self.index.get(key)
         if self.fields is None or i is None:
             return UNKNOWN
-        return _customer_prediction(self.fields, i, self.d_now)
+        return customer_prediction(self.fields, i, self.d_now)
 
     def inputs_of(self, key: str) -> dict | None:
         """x, t_x, T (weeks) and m of a customer with an order before now, else None."""
@@ -154,7 +154,7 @@ def refresh_predictions(store: Store, shop: ShopSettings, now: datetime,
     earlier). With `dry_run`, only count them: nothing stored, nothing queued."""
     view = fit_at(store, shop, now)
     rows = ({} if view.fields is None else
-            {key: sent_fields(_customer_prediction(view.fields, i, view.d_now)) for i, key in enumerate(view.keys)})
+            {key: sent_fields(customer_prediction(view.fields, i, view.d_now)) for i, key in enumerate(view.keys)})
     fit = dict(d_now=view.d_now.isoformat(), computed_at=to_micros(now), status=view.status, reason=view.reason,
                customers=view.customers)
     if view.bgnbd is not None and view.gamma_gamma is not None:

@@ -338,8 +338,9 @@ class SyncWorker:
             return result
 
         def wait_for(state: tenacity.RetryCallState) -> float:
-            backoff = tenacity.wait_exponential_jitter(initial=self.retry_initial_seconds,
-                                                       max=IMMEDIATE_MAX_WAIT_SECONDS)(state)
+            # jitter: up to the first wait (tenacity's default 1 s for the default first wait of 1 s)
+            backoff = tenacity.wait_exponential_jitter(initial=self.retry_initial_seconds, max=IMMEDIATE_MAX_WAIT_SECONDS,
+                                                       jitter=self.retry_initial_seconds)(state)
             error = state.outcome.exception() if state.outcome else None
             return max(backoff, getattr(error, "retry_after", None) or 0)
 

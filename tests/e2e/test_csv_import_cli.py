@@ -125,6 +125,7 @@ def test_skip_invalid_imports_the_rest_and_lists_every_rejected_line(tmp_path, c
     assert exported["eve@example.com"]["rfm"] == "prospect"  # fully refunded: no valid order
 
 
+@pytest.mark.parametrize("database_url", SLOW_ON_POSTGRESQL, indirect=True)  # the CLI's messages: no engine-specific part
 @pytest.mark.parametrize("args, message", [
     (["import", "--shop", "acme", "missing.csv"], "missing.csv: no such file"),
     (["import", "--shop", "nope", "x.csv"], "unknown shop 'nope' (configured: acme)"),
@@ -139,6 +140,7 @@ def test_user_errors_are_one_line_with_exit_1(config_file, args, message):
     assert "nobody@example.com" not in result.stderr  # emails are masked
 
 
+@pytest.mark.parametrize("database_url", SLOW_ON_POSTGRESQL, indirect=True)  # the CLI's messages: no engine-specific part
 def test_usage_errors_exit_2(config_file):
     assert run(config_file, "stages", check=False).returncode == 2
     assert run(config_file, "frobnicate", check=False).returncode == 2
@@ -165,6 +167,7 @@ def test_check_config_lists_every_problem_at_once(tmp_path):
         assert expected in result.stderr
 
 
+@pytest.mark.parametrize("database_url", SLOW_ON_POSTGRESQL, indirect=True)  # the CLI's messages: no engine-specific part
 def test_an_instant_at_the_calendar_limit_is_a_one_line_error(config_file):
     result = run(config_file, "stages", "--shop", "acme", "--at", "0001-01-01T00:00:00+01:00", check=False)
     assert result.returncode == 1 and "not an ISO 8601" in result.stderr and "Traceback" not in result.stderr

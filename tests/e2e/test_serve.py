@@ -7,14 +7,18 @@ import io
 import json
 from datetime import datetime, timedelta, timezone
 
+import pytest
 import requests
 
+from tests.conftest import SLOW_ON_POSTGRESQL
 from tests.e2e.server import Server, run
 from tests.fakes.senders import SECRETS, SENDERS, shops_toml
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
 
+# HTTP, gunicorn and logging: nothing engine-specific (the webhook path on PostgreSQL: tests/integration)
+@pytest.mark.parametrize("database_url", SLOW_ON_POSTGRESQL, indirect=True)
 def test_webhooks_over_http_become_stages_and_no_secret_or_email_is_logged(tmp_path, database_url):
     config = tmp_path / "stagesync.toml"
     config.write_text(shops_toml(database_url))

@@ -12,28 +12,15 @@ from decimal import Decimal
 
 import pytest
 
-from connector import config
 from connector.services import evaluation
 from connector.storage import outbox
 from connector.domain.orders import Order
 from connector.storage.store import Store
 from connector.services.sync import SyncWorker
-from tests.fakes.vendor_server import Faults, omnisend_vendor
+from tests.fakes.omnisend_shop import no_batch_waits, omnisend_shop, seed
+from tests.fakes.vendor_server import Faults
 
 RATE_PER_MINUTE = 1200  # 20 a second
-TOML = """
-[[shops]]
-id = "acme"
-platform = "shopify"
-webhook_secret = "s"
-  [[shops.destinations]]
-  type = "omnisend"
-  api_key = "fault-test-key"
-  base_url = "{url}"
-  events = true
-  timeout = 0.5
-  rate_per_minute = {rate}
-"""
 
 
 def drain_until_empty(worker: SyncWorker, store: Store, deadline: float) -> None:
@@ -50,16 +37,13 @@ def drain_until_empty(worker: SyncWorker, store: Store, deadline: float) -> None
 def test_flaky_slow_vendor_gets_every_change_within_the_rate(database_url):
     faults = Faults(error_share=0.3, retry_after=0.2, slow_share=0.1, slow_seconds=0.8, seed=7)
     now = datetime.now(timezone.utc)
-    with omnisend_vendor(faults) as vendor:
-        settings = config.parse(TOML.format(url=vendor.url, rate=RATE_PER_MINUTE), env={})
-        settings = settings.__class__(database_url=database_url, shops=settings.shops)
+    with omnisend_shop(database_url, faults, events=True, timeout=0.5, rate_per_minute=RATE_PER_MINUTE) as env:
+        vendor, settings, store = env.vendor, env.settings, env.store
         shop = settings.shops["acme"]
-        store = Store.open(database_url)
-        with store.transaction() as conn:
-            store.upsert_orders(conn, [
-                Order.build(shop_id="acme", order_id=i, placed_at=now - timedelta(days=5 + i % 30),
-                            total=Decimal(10 + i % 90), email=f"c{i}@example.com") for i in range(120)])
-        worker = SyncWorker(store, settings, max_claim=10, retry_initial_seconds=0.05, backoff_base_seconds=0.02)
+        seed(store, [Order.build(shop_id="acme", order_id=i, placed_at=now - timedelta(days=5 + i % 30),
+                                 total=Decimal(10 + i % 90), email=f"c{i}@example.com") for i in range(120)])
+        worker = SyncWorker(store, settings, max_claim=10, retry_initial_seconds=0.05, backoff_base_seconds=0.02,
+                            destination_factory=no_batch_waits)
         deadline = time.monotonic() + 90
         evaluation.recompute(store, shop, now)
         drain_until_empty(worker, store, deadline)
@@ -69,7 +53,6 @@ def test_flaky_slow_vendor_gets_every_change_within_the_rate(database_url):
         snapshot = evaluation.snapshot(store, shop, later)
         with store.read() as conn:
             unknown = [d for d in outbox.dead_letters(conn, "acme") if "outcome unknown" in (d.error or "")]
-        store.close()
 
     failures = [r for r in vendor.requests if r.answered in (429, 500)]
     assert len(failures) > 10, "the fault injection did not happen"

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from connector.storage.schema import stage_changes
 from connector.storage.store import Store
+from tests.conftest import SLOW_ON_POSTGRESQL
 from tests.e2e.server import Server, run
 from tests.fakes.vendor_server import omnisend_vendor
 from tests.fakes.senders import SECRETS, ShopifySender
@@ -94,6 +95,8 @@ def _drained(store: Store) -> bool:
         return store.outbox_depth(conn) == 0
 
 
+# the spelling on PostgreSQL: tests/integration/test_sync_spelling.py; here the processes and HTTP
+@pytest.mark.parametrize("database_url", SLOW_ON_POSTGRESQL, indirect=True)
 def test_omnisend_gets_the_address_as_the_shop_last_spelled_it(tmp_path, database_url):
     """Omnisend's email identifier is case-sensitive ("treats uppercase and lowercase letters as distinct",
     api-docs.omnisend.com/reference/contacts): the customer stays keyed by alice@example.com, but the

@@ -7,43 +7,25 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from connector import config
 from connector.services import evaluation
 from connector.storage import outbox
 from connector.domain.orders import Order
-from connector.storage.store import Store
 from connector.services.sync import SyncWorker
-from tests.fakes.vendor_server import omnisend_vendor
-
-TOML = """
-[[shops]]
-id = "acme"
-platform = "shopify"
-webhook_secret = "s"
-  [[shops.destinations]]
-  type = "omnisend"
-  api_key = "batch-test-key"
-  base_url = "{url}"
-  rate_per_minute = 6000
-"""
+from tests.fakes.omnisend_shop import no_batch_waits, omnisend_shop, seed
 
 
 def test_a_contact_refused_inside_a_batch_is_a_dead_letter_with_omnisends_reason(database_url):
     now = datetime.now(timezone.utc)
     emails = ["ann@example.com", "bad@example.com", "cy@example.com"]
-    with omnisend_vendor() as vendor:
+    with omnisend_shop(database_url, rate_per_minute=6000) as env:
+        vendor, settings, store = env.vendor, env.settings, env.store
         vendor.state["refuse"] = {"bad@example.com": "identifiers[0].id: the email domain cannot receive mail"}
-        settings = config.parse(TOML.format(url=vendor.url), env={})
-        settings = settings.__class__(database_url=database_url, shops=settings.shops)
-        store = Store.open(database_url)
-        with store.transaction() as conn:
-            store.upsert_orders(conn, [Order.build(shop_id="acme", order_id=str(i), email=email, total=Decimal("30"),
-                                                   placed_at=now - timedelta(days=3)) for i, email in enumerate(emails)])
+        seed(store, [Order.build(shop_id="acme", order_id=str(i), email=email, total=Decimal("30"),
+                                 placed_at=now - timedelta(days=3)) for i, email in enumerate(emails)])
         evaluation.recompute(store, settings.shops["acme"], now)
-        stats = SyncWorker(store, settings).drain()
+        stats = SyncWorker(store, settings, destination_factory=no_batch_waits).drain()
         with store.read() as conn:
             letters = outbox.dead_letters(conn, "acme")
-        store.close()
     assert (stats.sent, stats.dead) == (2, 1)
     assert set(vendor.state["contacts"]) == {"ann@example.com", "cy@example.com"}
     [letter] = letters

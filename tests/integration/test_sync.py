@@ -172,6 +172,18 @@ def test_transient_failures_are_retried_honouring_retry_after(store, shop_settin
     assert clock.now - started >= timedelta(seconds=20)
 
 
+def test_the_jitter_of_immediate_retries_is_at_most_the_first_wait(store, shop_settings, fake, clock):
+    shop = shop_settings.shops["acme"]
+    add_orders(store, ("ann@example.com", 5, "100"))
+    evaluation.recompute(store, shop, NOW)
+    fake.script = [RetriableDestinationError("503", status=503)] * 2
+    started = clock.now
+    stats = worker(store, shop_settings, fake, clock, retry_initial_seconds=0.01).drain()
+    assert stats.sent == 1 and len(fake.upserts) == 3
+    # waits of 0.01-0.02 s then 0.02-0.03 s, inside the rate's 0.1 s spacing: the rate alone sets the pace
+    assert clock.now - started == timedelta(seconds=0.2)
+
+
 def test_a_permanent_refusal_becomes_a_dead_letter_that_can_be_replayed(store, shop_settings, fake, clock):
     shop = shop_settings.shops["acme"]
     add_orders(store, ("ann@example.com", 5, "100"), ("bob@example.com", 5, "100"))

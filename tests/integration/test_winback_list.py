@@ -21,7 +21,7 @@ from connector.services.reports import stage_counts
 from connector.storage.store import Store
 from connector.web.app import create_app
 from connector.web.dashboard import LIST_PAGE_SIZE
-from tests.conftest import NOW
+from tests.conftest import NOW, SLOW_ON_POSTGRESQL
 from tests.predicted_shop import TOML, seed, store_orders, table_contents, tiny_orders
 
 BEARER = {"Authorization": "Bearer test-admin-token"}
@@ -63,6 +63,8 @@ def rows_of(html: str) -> list[tuple[int, str, str, Decimal, Decimal | None]]:
              None if clv == "-" else Decimal(clv.replace(",", ""))) for n, href, masked, spent, clv in ROW.findall(html)]
 
 
+# the list queries on PostgreSQL: the sorting, paging, CSV and value-at-risk tests below
+@pytest.mark.parametrize("database_url", SLOW_ON_POSTGRESQL, indirect=True)
 def test_every_stage_phase_and_churn_band_links_to_its_customers(client, settings, db):
     html = page(client, "/dashboard/acme")
     links = {(model, value): unescape(href) for href, model, value in LIST_LINK.findall(html)}

@@ -209,6 +209,21 @@ def test_a_batch_still_running_after_the_bounded_reads_is_retried_later_not_coun
     assert destination.requests_for(2) == 1 + omnisend.BATCH_POLLS + 1  # every read is paid for in the rate
 
 
+def test_the_waits_between_reads_and_before_a_resend_are_the_ones_given(rsps):
+    rsps.post(f"{BASE}/batches", status=201, json={"batchID": "b6"})
+    for _ in range(omnisend.BATCH_POLLS):
+        rsps.get(f"{BASE}/batches/b6", json={"batchID": "b6", "status": "inProgress"})
+    table = settings()
+    destination = omnisend.Omnisend(omnisend.OmnisendSettings.build(table), poll_seconds=0.0,
+                                    resend_after_seconds=0.0)
+    waits = []
+    destination.sleep = waits.append
+    with pytest.raises(RetriableDestinationError) as caught:
+        destination.upsert_contacts([ANN, ContactUpdate("bo@example.com", None, {})])
+    assert waits == [0.0] * (omnisend.BATCH_POLLS - 1) and caught.value.retry_after == 0.0
+    assert len(rsps.calls) == 1 + omnisend.BATCH_POLLS  # as many reads as with the production waits
+
+
 def test_429_with_retry_after_header(rsps):
     rsps.post(f"{BASE}/batches", status=429, headers={"Retry-After": "7"}, json={})
     with pytest.raises(RetriableDestinationError) as caught:

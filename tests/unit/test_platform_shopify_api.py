@@ -9,8 +9,9 @@ from decimal import Decimal
 import pytest
 import responses
 
-from adapters.platforms import shopify, shopify_api
-from adapters.platforms.shopify_api import ShopifyOrders, rest_order
+from adapters.platforms import shopify, shopify_api, shopify_bulk, shopify_client, shopify_order
+from adapters.platforms.shopify_api import ShopifyOrders
+from adapters.platforms.shopify_order import rest_order
 from connector.config import ShopSettings
 from connector.errors import ConfigError, PlatformApiError, PlatformAuthError, RetriablePlatformError
 from tests.fakes.platforms import SHOPIFY_ENDPOINT, SHOPIFY_TOKEN, FakeShopify, NoSleep, fixture, shopify_node
@@ -70,7 +71,7 @@ def test_pages_follow_the_cursor_until_there_is_no_next_page(rsps):
 
 
 def test_the_page_size_keeps_a_query_within_the_single_query_cost_limit():
-    assert shopify_api.PAGE_SIZE * shopify_api.COST_PER_ORDER + 2 <= shopify_api.MAX_QUERY_COST
+    assert shopify_api.PAGE_SIZE * shopify_order.COST_PER_ORDER + 2 <= shopify_client.MAX_QUERY_COST
     assert shopify_api.PAGE_SIZE <= shopify_api.MAX_PAGE
 
 
@@ -142,7 +143,7 @@ def test_large_shops_are_read_with_a_bulk_operation(rsps):
     pages = list(client(sleep).backfill(None, None))
     (run,) = fake.operations("StagesyncBulk")
     assert "orders(sortKey: ID)" in run["query"] and "legacyResourceId" in run["query"]
-    assert sleep.calls == [shopify_api.BULK_POLL_SECONDS] * 2
+    assert sleep.calls == [shopify_bulk.BULK_POLL_SECONDS] * 2
     orders = [o for p in pages for o in p.orders]
     assert [o.email for o in orders] == ["jane.doe@example.com", "marc.dupont@example.com", "lea.martin@example.com"]
     assert [o.refunded for o in orders] == [Decimal(0), Decimal("20.0"), Decimal("45.5")]
