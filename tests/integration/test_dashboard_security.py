@@ -15,7 +15,6 @@ from tests.fakes.senders import ADMIN_TOKEN
 from tests.http_client import BEARER
 
 
-
 def login(client, token: str = ADMIN_TOKEN, next_url: str = "/dashboard/shopify", address: str = "192.0.2.1"):
     return client.post("/login", data={"token": token, "next": next_url}, environ_base={"REMOTE_ADDR": address})
 
