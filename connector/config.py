@@ -2,6 +2,7 @@
 
 `${NAME}` in any string is replaced by environment variable NAME. Every problem found is
 collected and raised together as one `ConfigError`; no message ever holds a secret's value.
+The `[[shops.destinations]]` tables are read by `connector.config_destinations`.
 """
 
 from __future__ import annotations
@@ -19,36 +20,21 @@ from connector.domain.orders import MAX_RATE, MIN_RATE, plausible_rate
 from connector.errors import ConfigError
 from connector.domain.stages import RFM_STAGES, PHASES, PhaseSettings, RfmSettings
 from connector.domain.subscriptions import public_url_problem
+from connector.config_destinations import DESTINATION_TYPES, ID, DestinationSettings, read_destinations
+
+# What callers import from here (the destinations' names and settings come from config_destinations).
+__all__ = ["ConfigError", "DESTINATION_TYPES", "DestinationSettings", "PLATFORMS", "Settings", "ShopSettings",
+           "config_path", "load", "parse"]
 
 # The valid names are those of the registered adapters (connector.domain.ports: names only, nothing imported).
 PLATFORMS = tuple(ports.WEBHOOK_ADAPTERS)
-DESTINATION_TYPES = tuple(ports.DESTINATION_ADAPTERS)
-FIELDS = ("rfm", "phases", "orders_365d", "orders_total", "aov_365d", "total_spent",
-          "first_order_date", "last_order_date", "rfm_since", "p_alive", "churn_risk", "churn_band",
-          "expected_orders_90d", "expected_orders_365d", "predicted_clv_365d", "next_order_date")
-DEFAULT_PROPERTIES = {"lifecycle_stage": "rfm"}
 DEFAULT_DATABASE_URL = "sqlite:///stagesync.db"
-SHOP_ID = re.compile(r"[a-z0-9_-]{1,64}")
+SHOP_ID = ID  # the form of a destination name too
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 # Keys whose values are secrets: present in settings, never in a message or a repr.
 SECRET_KEYS = frozenset({"webhook_secret", "admin_token", "api_key", "access_token", "consumer_key",
                          "consumer_secret", "client_secret", "password", "secret", "token", "private_key"})
-
-
-@dataclass(frozen=True)
-class DestinationSettings:
-    """One `[[shops.destinations]]` table as read; the destination's own keys stay in `options`
-    until its typed settings are built from it (`adapters/destinations/settings.py`)."""
-
-    type: str
-    name: str  # unique within the shop; defaults to the type
-    # property name in the tool -> field of docs/rules.md, 'Fields a destination can write'
-    properties: Mapping[str, str]
-    events: bool
-    base_url: str | None
-    rate_per_minute: int | None
-    options: Mapping[str, Any] = field(repr=False)  # api_key, list_id, url, secret ...
 
 
 @dataclass(frozen=True)
@@ -255,7 +241,7 @@ class _Reader:
         if not isinstance(api, dict):
             self.problem(f"{where}.api", "must be a table")
             api = {}
-        destinations = self.destinations(raw.get("destinations", []), where)
+        destinations = read_destinations(raw.get("destinations", []), where, self.problem)
         public_url = raw.get("public_url")
         if public_url is not None and public_url_problem(public_url):
             self.problem(f"{where}.public_url", str(public_url_problem(public_url)))
@@ -381,50 +367,3 @@ class _Reader:
             else:
                 labels[key] = value
         return labels
-
-    def destinations(self, raw: Any, where: str) -> tuple[DestinationSettings, ...]:
-        if not isinstance(raw, list):
-            self.problem(f"{where}.destinations", "must be an array of tables ([[shops.destinations]])")
-            return ()
-        result: list[DestinationSettings] = []
-        names: set[str] = set()
-        for index, item in enumerate(raw):
-            spot = f"{where}.destinations[{index}]"
-            if not isinstance(item, dict):
-                self.problem(spot, "must be a table")
-                continue
-            kind = item.get("type")
-            if kind not in DESTINATION_TYPES:
-                self.problem(f"{spot}.type", f"must be one of {', '.join(DESTINATION_TYPES)} (got {kind!r})")
-                continue
-            name = item.get("name", kind)
-            if not isinstance(name, str) or not SHOP_ID.fullmatch(name):
-                self.problem(f"{spot}.name", "must match [a-z0-9_-]{1,64}")
-            elif name in names:
-                self.problem(f"{spot}.name", f"duplicate destination name {name!r}; set a distinct `name`")
-            names.add(str(name))
-            properties = item.get("properties", DEFAULT_PROPERTIES)
-            if not isinstance(properties, dict) or not properties:
-                self.problem(f"{spot}.properties", "must be a non-empty table of property = field")
-                properties = dict(DEFAULT_PROPERTIES)
-            for prop, source_field in properties.items():
-                if source_field not in FIELDS:
-                    self.problem(f"{spot}.properties.{prop}", f"unknown field {source_field!r} (fields: {', '.join(FIELDS)})")
-            events = item.get("events", False)
-            if not isinstance(events, bool):
-                self.problem(f"{spot}.events", "must be true or false")
-                events = False
-            base_url = item.get("base_url")
-            if base_url is not None and not (isinstance(base_url, str) and base_url.startswith(("http://", "https://"))):
-                self.problem(f"{spot}.base_url", "must be an http:// or https:// URL")
-            rate = item.get("rate_per_minute")
-            if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 1):
-                self.problem(f"{spot}.rate_per_minute", "must be a positive whole number")
-                rate = None
-            options = {k: v for k, v in item.items()
-                       if k not in {"type", "name", "properties", "events", "base_url", "rate_per_minute"}}
-            result.append(DestinationSettings(
-                type=kind, name=str(name), properties=dict(properties), events=events,
-                base_url=base_url, rate_per_minute=rate, options=options,
-            ))
-        return tuple(result)

@@ -60,6 +60,7 @@ def parse_since(raw: str | None) -> datetime | None:
     return instant_option(raw, "--since")
 
 
-def command(name: str, text: str, **extra):
-    """A click command whose one-line text is both its help and, unshortened, its line in `--help`."""
-    return click.command(name, help=text, short_help=text, **extra)
+def command(name: str, text: str, group: click.Group | None = None, **extra):
+    """A click command whose one-line text is both its help and, unshortened, its line in `--help`;
+    a subcommand of `group` when one is given."""
+    return (group or click).command(name, help=text, short_help=text, **extra)

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 import click
 
-from connector.cli.common import Invocation, open_store, pass_invocation, shop_option
+from connector.cli.common import Invocation, command, open_store, pass_invocation, shop_option
 
 
 @click.group("webhooks", help="install, check or remove the shops' webhook subscriptions",
@@ -17,8 +17,7 @@ def webhooks_group() -> None:
     pass
 
 
-@webhooks_group.command("install", help="create or repair the shop's subscriptions on its platform (idempotent)",
-                        short_help="create or repair the shop's subscriptions on its platform (idempotent)")
+@command("install", "create or repair the shop's subscriptions on its platform (idempotent)", webhooks_group)
 @shop_option(required=True)
 @click.option("--url", metavar="URL", help="the public base URL the platform reaches (default: the shop's "
                                            "public_url); deliveries go to URL/webhooks/<shop id>")
@@ -38,8 +37,7 @@ def install_command(invocation: Invocation, shop: str, url: str | None) -> int:
     return 0
 
 
-@webhooks_group.command("uninstall", help="remove the subscriptions stagesync created (nothing else)",
-                        short_help="remove the subscriptions stagesync created (nothing else)")
+@command("uninstall", "remove the subscriptions stagesync created (nothing else)", webhooks_group)
 @shop_option(required=True)
 @pass_invocation
 def uninstall_command(invocation: Invocation, shop: str) -> int:
@@ -56,8 +54,7 @@ def uninstall_command(invocation: Invocation, shop: str) -> int:
     return 0
 
 
-@webhooks_group.command("status", help="subscriptions and delivery health; exit 1 when something needs a person",
-                        short_help="subscriptions and delivery health; exit 1 when something needs a person")
+@command("status", "subscriptions and delivery health; exit 1 when something needs a person", webhooks_group)
 @shop_option(help="one shop (default: every shop)")
 @click.option("--json", "as_json", is_flag=True, help="one JSON object instead of text")
 @pass_invocation

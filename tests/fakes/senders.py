@@ -24,6 +24,7 @@ SECRETS = {
     "woocommerce": "wc-test-secret-0123456789",
     "standard": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
 }
+ADMIN_TOKEN = "test-admin-token"  # the admin_token of shops_toml
 
 
 def fixture(platform: str, topic: str) -> dict:
@@ -132,4 +133,4 @@ def shops_toml(database_url: str) -> str:
         f'\n[[shops]]\nid = "{name}"\nplatform = "{name}"\nwebhook_secret = "{secret}"\ncurrency = "EUR"\n'
         f'  [[shops.destinations]]\n  type = "log"\n'
         for name, secret in SECRETS.items())
-    return f'database_url = "{database_url}"\nadmin_token = "test-admin-token"\n{shops}'
+    return f'database_url = "{database_url}"\nadmin_token = "{ADMIN_TOKEN}"\n{shops}'

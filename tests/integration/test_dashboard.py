@@ -9,62 +9,30 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from connector import config
-from connector.web.app import create_app
 from connector.cli import main
-from connector.errors import FatalDestinationError
 from connector.services.metrics import NullMetrics
-from connector.domain.ports import Destination
 from connector.services.reports import iso
 from connector.storage.schema import outbox
-from connector.storage.store import Store
 from connector.services.sync import SyncWorker
 from tests.conftest import NOW
-from tests.fakes.senders import ShopifySender, shops_toml
+from tests.fakes.destinations import Refusing
+from tests.fakes.senders import ADMIN_TOKEN, ShopifySender
+from tests.http_client import BEARER, deliver
 
-TOKEN = "test-admin-token"
-BEARER = {"Authorization": f"Bearer {TOKEN}"}
+UNKNOWN_PROPERTY = Refusing("400 Bad Request: unknown property", status=400)
 ROW = re.compile(r'<tr data-model="(\w+)" data-stage="(\w+)">.*?<td class="num" data-(count|revenue)>([^<]+)</td>',
                  re.S)
 
 
-class Refusing(Destination):
-    type_name = "refusing"
-    default_rate_per_minute = 60_000
-    max_batch = 100
-
-    def upsert_contacts(self, updates):
-        raise FatalDestinationError("400 Bad Request: unknown property", status=400)
-
-
 @pytest.fixture
-def config_file(tmp_path, database_url):
-    path = tmp_path / "stagesync.toml"
-    path.write_text(shops_toml(database_url))
-    return path
-
-
-@pytest.fixture
-def settings(config_file):
-    return config.load(config_file, env={})
-
-
-@pytest.fixture
-def app_store(settings):
-    store = Store.open(settings.database_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def client(settings, app_store):
-    client = create_app(settings, store=app_store, clock=lambda: NOW).test_client()
+def client(client):
+    """The app's client after six Shopify orders of four customers came in."""
     shopify = ShopifySender()
     for order_id, email, total, days in [(1, "ann@example.com", "120.00", 2), (2, "ann@example.com", "80.00", 30),
                                          (3, "ann@example.com", "95.00", 60), (4, "bo@example.com", "20.00", 200),
                                          (5, "cy@example.com", "45.00", 10), (6, "dee@example.com", "15.00", 500)]:
         delivery = shopify.order(order_id, email, total, NOW - timedelta(days=days))
-        assert client.post("/webhooks/shopify", data=delivery.body, headers=delivery.headers).status_code == 200
+        assert deliver(client, "shopify", delivery).status_code == 200
     return client
 
 
@@ -77,7 +45,7 @@ def shown(html: str, kind: str = "count") -> dict[str, dict[str, str]]:
     return found
 
 
-def login(client, token: str = TOKEN, next_url: str = "/dashboard/shopify"):
+def login(client, token: str = ADMIN_TOKEN, next_url: str = "/dashboard/shopify"):
     return client.post("/login", data={"token": token, "next": next_url})
 
 
@@ -97,7 +65,7 @@ def test_logging_in_keeps_a_session_and_logging_out_ends_it(client):
     answer = login(client)
     assert (answer.status_code, answer.headers["Location"]) == (303, "/dashboard/shopify")
     cookie = answer.headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and TOKEN not in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and ADMIN_TOKEN not in cookie
     assert client.get("/dashboard/shopify").status_code == 200
     client.post("/logout")
     assert client.get("/dashboard/shopify").status_code == 401
@@ -108,9 +76,9 @@ def test_login_never_redirects_to_another_site(client):
         assert login(client, next_url=target).headers["Location"] == "/dashboard"
 
 
-def test_the_counts_shown_equal_stagesync_stages_json(client, config_file, capsys):
+def test_the_counts_shown_equal_stagesync_stages_json(client, platform_config_file, capsys):
     html = client.get(f"/dashboard/shopify?at={iso(NOW)}", headers=BEARER).get_data(as_text=True)
-    assert main(["--config", str(config_file), "stages", "--shop", "shopify", "--json", "--at", iso(NOW)]) == 0
+    assert main(["--config", str(platform_config_file), "stages", "--shop", "shopify", "--json", "--at", iso(NOW)]) == 0
     expected = json.loads(capsys.readouterr().out)
     counts = shown(html)
     assert {model: {stage: int(text.replace(",", "")) for stage, text in stages.items()}
@@ -138,9 +106,9 @@ def test_movements_of_the_last_eight_weeks_come_from_the_stage_history(client):
     assert "data-from=" not in later.get_data(as_text=True)  # nothing changed in the 8 weeks before then
 
 
-def test_sync_health_lists_dead_letters_and_replays_them_with_a_csrf_token(client, app_store, settings):
-    SyncWorker(app_store, settings, clock=lambda: NOW, sleep=lambda s: None, destination_factory=lambda *_: Refusing(),
-               metrics=NullMetrics(), shops={"shopify"}).drain()
+def test_sync_health_lists_dead_letters_and_replays_them_with_a_csrf_token(client, platform_store, platform_shops):
+    SyncWorker(platform_store, platform_shops, clock=lambda: NOW, sleep=lambda s: None,
+               destination_factory=lambda *_: UNKNOWN_PROPERTY, metrics=NullMetrics(), shops={"shopify"}).drain()
     login(client)
     html = client.get("/dashboard/shopify").get_data(as_text=True)
     assert re.search(r'data-destination="log">.*?data-outbox>0<.*?data-dead>4<', html, re.S)
@@ -151,7 +119,7 @@ def test_sync_health_lists_dead_letters_and_replays_them_with_a_csrf_token(clien
     assert client.post("/dashboard/shopify/replay", data={"id": letter}).status_code == 403  # no CSRF token
     answer = client.post("/dashboard/shopify/replay", data={"id": letter, "csrf": csrf})
     assert answer.status_code == 303 and "replayed=1" in answer.headers["Location"]
-    with app_store.read() as conn:
+    with platform_store.read() as conn:
         states = dict(conn.execute(select(outbox.c.id, outbox.c.state)).all())
     assert states[int(letter)] == "pending" and list(states.values()).count("dead") == 3
     assert "Re-queued 1 dead letter" in client.get(answer.headers["Location"]).get_data(as_text=True)

@@ -8,32 +8,22 @@ from datetime import timedelta
 
 import pytest
 
-from connector.errors import FatalDestinationError
-from connector.domain.ports import Destination
 from connector.services.intake_health import note_rejected
 from connector.services.metrics import NullMetrics
 from connector.services.sync import SyncWorker
-from connector.web.app import create_app
 from tests.conftest import NOW
+from tests.fakes.destinations import Refusing
 from tests.fakes.senders import ShopifySender
+from tests.http_client import BEARER, deliver
 
-BEARER = {"Authorization": "Bearer test-admin-token"}
-
-
-class WrongKey(Destination):
-    type_name = "wrong-key"
-    default_rate_per_minute = 60_000
-    max_batch = 100
-
-    def upsert_contacts(self, updates):
-        raise FatalDestinationError("omnisend: POST /api/contacts -> 401 Unauthorized: invalid API key", status=401)
+WRONG_KEY = Refusing("omnisend: POST /api/contacts -> 401 Unauthorized: invalid API key", status=401)
 
 
 @pytest.fixture
-def client(platform_shops, platform_store):
-    client = create_app(platform_shops, store=platform_store, clock=lambda: NOW).test_client()
+def client(client):
+    """The app's client after Ann's order of two days ago came in."""
     delivery = ShopifySender().order(1, "ann@example.com", "120.00", NOW - timedelta(days=2))
-    assert client.post("/webhooks/shopify", data=delivery.body, headers=delivery.headers).status_code == 200
+    assert deliver(client, "shopify", delivery).status_code == 200
     return client
 
 
@@ -61,7 +51,7 @@ def test_refused_deliveries_put_a_red_line_on_the_intake_card(client, platform_s
 
 def test_a_destination_refusing_everything_shows_its_last_error_in_red(client, platform_store, platform_shops):
     SyncWorker(platform_store, platform_shops, clock=lambda: NOW, sleep=lambda s: None,
-               destination_factory=lambda *_: WrongKey(), metrics=NullMetrics(), shops={"shopify"}).drain()
+               destination_factory=lambda *_: WRONG_KEY, metrics=NullMetrics(), shops={"shopify"}).drain()
     html = client.get("/dashboard/shopify", headers=BEARER).get_data(as_text=True)
     error = re.search(r'<td class="(\w+)" data-last-error>([^<]+)', html)
     assert error.group(1) == "bad" and "401 Unauthorized: invalid API key" in error.group(2)

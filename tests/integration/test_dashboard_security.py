@@ -8,48 +8,14 @@ from datetime import timedelta
 
 import pytest
 
-from connector import config
-from connector.storage.store import Store
 from connector.web import access
 from connector.web.app import create_app
 from tests.conftest import NOW
-from tests.fakes.senders import shops_toml
-
-TOKEN = "test-admin-token"
-BEARER = {"Authorization": f"Bearer {TOKEN}"}
+from tests.fakes.senders import ADMIN_TOKEN
+from tests.http_client import BEARER
 
 
-class Clock:
-    def __init__(self):
-        self.now = NOW
-
-    def __call__(self):
-        return self.now
-
-
-@pytest.fixture
-def settings(database_url):
-    return config.parse(shops_toml(database_url), env={})
-
-
-@pytest.fixture
-def app_store(settings):
-    store = Store.open(settings.database_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def app(settings, app_store, clock):
-    return create_app(settings, store=app_store, clock=clock)
-
-
-def login(client, token: str = TOKEN, next_url: str = "/dashboard/shopify", address: str = "192.0.2.1"):
+def login(client, token: str = ADMIN_TOKEN, next_url: str = "/dashboard/shopify", address: str = "192.0.2.1"):
     return client.post("/login", data={"token": token, "next": next_url}, environ_base={"REMOTE_ADDR": address})
 
 
@@ -70,7 +36,7 @@ def test_a_line_break_in_next_is_a_400_not_a_500(app):
     assert login(client, next_url="/x\nA: b").status_code == 400
 
 
-def test_a_session_cookie_replayed_after_logout_is_refused(app, settings, app_store, clock):
+def test_a_session_cookie_replayed_after_logout_is_refused(app, platform_shops, platform_store, clock):
     client = app.test_client()
     assert login(client).status_code == 303
     cookie = client.get_cookie("session").value
@@ -78,7 +44,7 @@ def test_a_session_cookie_replayed_after_logout_is_refused(app, settings, app_st
     assert client.post("/logout").status_code == 303
     client.set_cookie("session", cookie)
     assert client.get("/dashboard/shopify").status_code == 401
-    other_worker = create_app(settings, store=app_store, clock=clock).test_client()
+    other_worker = create_app(platform_shops, store=platform_store, clock=clock).test_client()
     other_worker.set_cookie("session", cookie)
     assert other_worker.get("/dashboard/shopify").status_code == 401
 
@@ -90,8 +56,8 @@ def test_a_session_ends_after_its_lifetime(app, clock):
     assert client.get("/dashboard/shopify").status_code == 401
 
 
-def test_failed_logins_are_limited_per_client_across_processes(app, settings, app_store, clock):
-    first, second = app.test_client(), create_app(settings, store=app_store, clock=clock).test_client()
+def test_failed_logins_are_limited_per_client_across_processes(app, platform_shops, platform_store, clock):
+    first, second = app.test_client(), create_app(platform_shops, store=platform_store, clock=clock).test_client()
     for attempt in range(access.LOGIN_FAILURES_PER_CLIENT):
         worker = first if attempt % 2 else second  # two gunicorn workers share the count
         assert login(worker, "wrong").status_code == 401
@@ -121,11 +87,11 @@ def test_pages_forbid_framing_scripts_and_foreign_content(app):
 
 
 def test_the_session_cookie_is_secure_over_https_only(app):
-    over_https = app.test_client().post("/login", data={"token": TOKEN}, base_url="https://stagesync.example")
+    over_https = app.test_client().post("/login", data={"token": ADMIN_TOKEN}, base_url="https://stagesync.example")
     assert "Secure" in over_https.headers["Set-Cookie"] and "HttpOnly" in over_https.headers["Set-Cookie"]
     plain = app.test_client()
     # X-Forwarded-Proto is the WSGI server's to trust (gunicorn's forwarded_allow_ips), not the app's
-    over_http = plain.post("/login", data={"token": TOKEN}, headers={"X-Forwarded-Proto": "https"})
+    over_http = plain.post("/login", data={"token": ADMIN_TOKEN}, headers={"X-Forwarded-Proto": "https"})
     assert "Secure" not in over_http.headers["Set-Cookie"]
 
 

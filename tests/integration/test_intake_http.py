@@ -7,21 +7,14 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.platforms import PLATFORMS
 from connector.services.intake_health import OTHER_TOPIC, REASONS, UNKNOWN_SHOP, intake_health
-from connector.web.app import create_app
 from tests.conftest import NOW
 from tests.fakes.senders import SECRETS, ShopifySender
 
 PLACED = NOW - timedelta(days=3)
-
-
-@pytest.fixture
-def client(platform_shops, platform_store):
-    return create_app(platform_shops, store=platform_store, clock=lambda: NOW).test_client()
 
 
 def samples(client) -> dict[str, dict[tuple, float]]:

@@ -6,7 +6,6 @@ import json
 import logging
 from datetime import timedelta
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connector import config
@@ -16,7 +15,6 @@ from connector.logs import JsonFormatter
 from connector.web.metrics import metrics_of
 from connector.storage.outbox import replay
 from connector.domain.ports import Destination
-from connector.storage.store import Store
 from connector.services.sync import SyncWorker
 from tests.conftest import NOW
 from tests.fakes.senders import SECRETS, ShopifySender, shops_toml
@@ -40,23 +38,6 @@ class ScriptedDestination(Destination):
         if self.refuse:
             raise FatalDestinationError("400 Bad Request: invalid property", status=400, destination="log")
         return []
-
-
-@pytest.fixture
-def settings(database_url):
-    return config.parse(shops_toml(database_url), env={})
-
-
-@pytest.fixture
-def app_store(settings):
-    store = Store.open(settings.database_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def app(settings, app_store):
-    return create_app(settings, store=app_store, clock=lambda: NOW)
 
 
 def scrape(client) -> dict[tuple[str, tuple], float]:
@@ -120,11 +101,11 @@ def test_database_levels_are_read_at_scrape_time_for_every_configured_shop(app):
     assert value(samples, "stagesync_sync_last_success_timestamp_seconds", shop="shopify", destination="log") is None
 
 
-def test_sync_requests_dead_letters_and_last_success_are_counted(app, app_store, settings):
+def test_sync_requests_dead_letters_and_last_success_are_counted(app, platform_store, platform_shops):
     client = app.test_client()
     send_known_sequence(client)
     destination = ScriptedDestination()
-    worker = SyncWorker(app_store, settings, clock=lambda: NOW, sleep=lambda s: None,
+    worker = SyncWorker(platform_store, platform_shops, clock=lambda: NOW, sleep=lambda s: None,
                         destination_factory=lambda *_: destination, metrics=metrics_of(app), shops={"shopify"})
 
     destination.refuse = True
@@ -136,7 +117,7 @@ def test_sync_requests_dead_letters_and_last_success_are_counted(app, app_store,
     assert value(samples, "stagesync_outbox_depth", shop="shopify", destination="log") == 0
 
     destination.refuse = False
-    with app_store.transaction() as conn:
+    with platform_store.transaction() as conn:
         assert replay(conn, NOW, "shopify") == 2
     assert worker.drain().sent == 2
     samples = scrape(client)
@@ -146,9 +127,9 @@ def test_sync_requests_dead_letters_and_last_success_are_counted(app, app_store,
                  shop="shopify", destination="log") == NOW.timestamp()
 
 
-def test_each_app_counts_in_its_own_registry(settings, app_store):
-    first = create_app(settings, store=app_store, clock=lambda: NOW)
-    second = create_app(settings, store=app_store, clock=lambda: NOW)
+def test_each_app_counts_in_its_own_registry(platform_shops, platform_store):
+    first = create_app(platform_shops, store=platform_store, clock=lambda: NOW)
+    second = create_app(platform_shops, store=platform_store, clock=lambda: NOW)
     delivery = ShopifySender().order(7001, "ann@example.com", "120.00", PLACED)
     first.test_client().post("/webhooks/shopify", data=delivery.body, headers=delivery.headers)
     assert value(scrape(first.test_client()), "stagesync_webhooks_total", shop="shopify", platform="shopify",

@@ -9,52 +9,23 @@ import json
 from datetime import timedelta
 from decimal import Decimal
 
-import pytest
 from sqlalchemy import func, select
 
-from connector import config
 from connector.cli import main
 from connector.domain.orders import Order
 from connector.services import evaluation
 from connector.storage import schema
 from connector.storage.predictions import replace_predictions
 from connector.storage.schema import data_requests
-from connector.storage.store import Store
-from connector.web.app import create_app
 from tests.conftest import NOW
-from tests.fakes.senders import SENDERS, ShopifySender, fixture, shops_toml
+from tests.fakes.senders import SENDERS, ShopifySender, fixture
+from tests.http_client import BEARER, deliver
 
-BEARER = {"Authorization": "Bearer test-admin-token"}
 JANE, PHONE, OLD_JANE, CUSTOMER_ID = "jane.doe@example.com", "+33612345678", "old.jane@example.com", "7294715560093"
 
 
-@pytest.fixture
-def config_file(tmp_path, database_url):
-    path = tmp_path / "stagesync.toml"
-    path.write_text(shops_toml(database_url))
-    return path
-
-
-@pytest.fixture
-def settings(config_file):
-    return config.load(config_file, env={})
-
-
-@pytest.fixture
-def app_store(settings):
-    store = Store.open(settings.database_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def client(settings, app_store):
-    return create_app(settings, store=app_store, clock=lambda: NOW).test_client()
-
-
 def post(client, payload: dict, topic: str = "customers/data_request"):
-    delivery = ShopifySender(clock=NOW).signed(payload, topic)
-    return client.post("/webhooks/shopify", data=delivery.body, headers=delivery.headers)
+    return deliver(client, "shopify", ShopifySender(clock=NOW).signed(payload, topic))
 
 
 def nameless_request() -> dict:
@@ -70,12 +41,13 @@ def cli(config_file, capsys, *args) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_a_request_naming_no_email_or_phone_is_recorded_and_listed(client, app_store, config_file, capsys):
+def test_a_request_naming_no_email_or_phone_is_recorded_and_listed(client, platform_store, platform_config_file,
+                                                                    capsys):
     answer = post(client, nameless_request())
     assert answer.status_code == 200 and answer.get_json()["status"] == "accepted"
-    with app_store.read() as conn:
+    with platform_store.read() as conn:
         assert conn.execute(select(func.count()).select_from(data_requests)).scalar_one() == 1
-    code, out, _ = cli(config_file, capsys, "requests", "--shop", "shopify", "--json")
+    code, out, _ = cli(platform_config_file, capsys, "requests", "--shop", "shopify", "--json")
     listed = json.loads(out)
     assert code == 0 and len(listed) == 1
     assert {k: listed[0][k] for k in ("request_id", "email", "phone", "customer_id", "orders_requested")} == {
@@ -83,17 +55,17 @@ def test_a_request_naming_no_email_or_phone_is_recorded_and_listed(client, app_s
         "orders_requested": ["5873412096157", "5873413243037"]}
 
 
-def test_the_export_gives_the_customers_orders_stages_and_history(client, config_file, capsys):
+def test_the_export_gives_the_customers_orders_stages_and_history(client, platform_config_file, capsys):
     sender = ShopifySender(clock=NOW)
     for delivery in (sender.order(5873412096157, "jane.doe@example.com", "89.80", NOW - timedelta(days=3)),
                      sender.order(77, "bob@example.com", "10.00", NOW - timedelta(days=2))):
         assert client.post("/webhooks/shopify", data=delivery.body, headers=delivery.headers).status_code == 200
     assert post(client, fixture("shopify", "customers/data_request")).status_code == 200
-    code, out, _ = cli(config_file, capsys, "requests", "--shop", "shopify")
+    code, out, _ = cli(platform_config_file, capsys, "requests", "--shop", "shopify")
     assert code == 0 and "ja***@ex***.com" in out and "jane.doe@example.com" not in out
-    request_row = json.loads(cli(config_file, capsys, "requests", "--shop", "shopify", "--json")[1])[0]["id"]
+    request_row = json.loads(cli(platform_config_file, capsys, "requests", "--shop", "shopify", "--json")[1])[0]["id"]
 
-    code, out, _ = cli(config_file, capsys, "requests", "--shop", "shopify", "--export", str(request_row))
+    code, out, _ = cli(platform_config_file, capsys, "requests", "--shop", "shopify", "--export", str(request_row))
     exported = json.loads(out)
     assert code == 0 and exported["request"]["request_id"] == "9999"
     assert [c["customer"] for c in exported["customers"]] == ["jane.doe@example.com"]  # Bob is not in it
@@ -103,8 +75,8 @@ def test_the_export_gives_the_customers_orders_stages_and_history(client, config
     assert {(h["model"], h["to"]) for h in jane["history"]} == {("rfm", "recent"), ("phases", "conversion")}
 
 
-def test_exporting_an_unknown_request_is_one_line_and_exit_1(config_file, app_store, capsys):
-    code, out, err = cli(config_file, capsys, "requests", "--shop", "shopify", "--export", "42")
+def test_exporting_an_unknown_request_is_one_line_and_exit_1(platform_config_file, platform_store, capsys):
+    code, out, err = cli(platform_config_file, capsys, "requests", "--shop", "shopify", "--export", "42")
     assert code == 1 and out == "" and err.startswith("stagesync: no data request 42 in shop shopify")
 
 
@@ -151,34 +123,35 @@ def seed(store, settings) -> None:
         store.record_data_request(conn, "shopify", PHONE, "77", NOW)
 
 
-def test_customers_redact_forgets_the_email_the_phone_and_the_platform_customer(settings, app_store, client):
-    seed(app_store, settings)
+def test_customers_redact_forgets_the_email_the_phone_and_the_platform_customer(platform_shops, platform_store, client):
+    seed(platform_store, platform_shops)
     delivery = ShopifySender(clock=NOW).signed(fixture("shopify", "customers/redact"), "customers/redact")
     answer = client.post("/webhooks/shopify", data=delivery.body, headers=delivery.headers)
     assert answer.status_code == 200 and answer.get_json()["status"] == "accepted"
 
     kept = {"bob@example.com", "carl@example.com"}
-    with app_store.read() as conn:
+    with platform_store.read() as conn:
         orders = {row.order_id: row.phone for row in conn.execute(select(
             schema.orders.c.order_id, schema.orders.c.phone).where(schema.orders.c.shop_id == "shopify"))}
     assert orders == {"4": None, "5": None}  # Bob's order keeps counting, without Jane's phone
-    assert keys_in(app_store, schema.customers) == kept
-    assert keys_in(app_store, schema.stage_changes) == kept
-    assert keys_in(app_store, schema.customer_predictions) == {"bob@example.com"}
-    assert keys_in(app_store, schema.data_requests) == set()
+    assert keys_in(platform_store, schema.customers) == kept
+    assert keys_in(platform_store, schema.stage_changes) == kept
+    assert keys_in(platform_store, schema.customer_predictions) == {"bob@example.com"}
+    assert keys_in(platform_store, schema.data_requests) == set()
     # every forgotten key is queued once more, so that the worker clears what it wrote, then forgets it
-    assert {JANE, PHONE, OLD_JANE} <= keys_in(app_store, schema.outbox)
-    assert keys_in(app_store, schema.customers, "standard") == {PHONE}  # another shop's customer is its own
+    assert {JANE, PHONE, OLD_JANE} <= keys_in(platform_store, schema.outbox)
+    assert keys_in(platform_store, schema.customers, "standard") == {PHONE}  # another shop's customer is its own
 
 
-def test_a_standard_webhooks_redaction_by_customer_id_alone_forgets_the_customer(settings, app_store, client):
-    with app_store.transaction() as conn:
-        app_store.upsert_orders(conn, [order("1", JANE, customer_id="c-42", shop_id="standard"),
+def test_a_standard_webhooks_redaction_by_customer_id_alone_forgets_the_customer(platform_shops, platform_store,
+                                                                                 client):
+    with platform_store.transaction() as conn:
+        platform_store.upsert_orders(conn, [order("1", JANE, customer_id="c-42", shop_id="standard"),
                                        order("2", "bob@example.com", shop_id="standard")])
-    evaluation.recompute(app_store, settings.shops["standard"], NOW)
+    evaluation.recompute(platform_store, platform_shops.shops["standard"], NOW)
     sender = SENDERS["standard"](clock=NOW)
     payload = {"type": "customer.redacted", "timestamp": "2026-06-01T12:00:00Z", "data": {"customer_id": "c-42"}}
     delivery = sender.signed(payload, "customer.redacted")
     assert client.post("/webhooks/standard", data=delivery.body, headers=delivery.headers).status_code == 200
-    assert keys_in(app_store, schema.customers, "standard") == {"bob@example.com"}
-    assert keys_in(app_store, schema.orders, "standard") == {"bob@example.com"}
+    assert keys_in(platform_store, schema.customers, "standard") == {"bob@example.com"}
+    assert keys_in(platform_store, schema.orders, "standard") == {"bob@example.com"}

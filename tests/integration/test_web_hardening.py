@@ -13,29 +13,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from adapters.platforms import shopify, standard
-from connector import config
 from connector.logs import JsonFormatter
-from connector.storage.store import Store
-from connector.web.app import MAX_BODY_BYTES, create_app
+from connector.web.app import MAX_BODY_BYTES
 from tests.conftest import NOW
-from tests.fakes.senders import SECRETS, ShopifySender, shops_toml
-
-
-@pytest.fixture
-def settings(database_url):
-    return config.parse(shops_toml(database_url), env={})
-
-
-@pytest.fixture
-def app_store(settings):
-    store = Store.open(settings.database_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def client(settings, app_store):
-    return create_app(settings, store=app_store, clock=lambda: NOW).test_client()
+from tests.fakes.senders import SECRETS, ShopifySender
 
 
 def series(client) -> set[tuple]:

@@ -9,36 +9,14 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from connector import config
 from connector.web.app import create_app
 from connector.storage.schema import customers, data_requests, deliveries, orders, outbox
-from connector.storage.store import Store
 from tests.conftest import NOW
-from tests.fakes.senders import SENDERS, ShopifySender, fixture, shops_toml
+from tests.fakes.senders import SENDERS, ShopifySender, fixture
+from tests.http_client import BEARER, deliver
 
 PLATFORMS = tuple(SENDERS)
 PLACED = NOW - timedelta(days=3)
-
-
-@pytest.fixture
-def settings(database_url):
-    return config.parse(shops_toml(database_url), env={})
-
-
-@pytest.fixture
-def app_store(settings):
-    store = Store.open(settings.database_url)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-def client(settings, app_store):
-    return create_app(settings, store=app_store, clock=lambda: NOW).test_client()
-
-
-def post(client, shop_id: str, delivery, **headers):
-    return client.post(f"/webhooks/{shop_id}", data=delivery.body, headers={**delivery.headers, **headers})
 
 
 def rows(store, table) -> int:
@@ -51,8 +29,7 @@ def nothing_stored(store) -> bool:
 
 
 def stage(client, platform, email):
-    answer = client.post(f"/shops/{platform}/customers/find", json={"email": email},
-                         headers={"Authorization": "Bearer test-admin-token"})
+    answer = client.post(f"/shops/{platform}/customers/find", json={"email": email}, headers=BEARER)
     return answer.get_json() if answer.status_code == 200 else None
 
 
@@ -66,15 +43,15 @@ def sender(platform):
     return SENDERS[platform](clock=NOW)
 
 
-def test_a_good_signature_is_accepted_and_everything_is_committed(client, app_store, platform, sender):
-    answer = post(client, platform, sender.order(1001, "ann@example.com", "80.00", PLACED))
+def test_a_good_signature_is_accepted_and_everything_is_committed(client, platform_store, platform, sender):
+    answer = deliver(client, platform, sender.order(1001, "ann@example.com", "80.00", PLACED))
     assert (answer.status_code, answer.get_json()) == (200, {"status": "accepted"})
-    assert rows(app_store, orders) == rows(app_store, customers) == rows(app_store, outbox) == 1
+    assert rows(platform_store, orders) == rows(platform_store, customers) == rows(platform_store, outbox) == 1
     assert stage(client, platform, "ann@example.com")["rfm"] == "recent"
 
 
 @pytest.mark.parametrize("tamper", ["bad", "missing", "other body"])
-def test_a_bad_signature_is_401_with_nothing_stored(client, app_store, platform, sender, tamper):
+def test_a_bad_signature_is_401_with_nothing_stored(client, platform_store, platform, sender, tamper):
     delivery = sender.order(1001, "ann@example.com", "80.00", PLACED)
     if tamper == "bad":
         delivery = sender.__class__(secret="whsec_" + "A" * 32 if platform == "standard" else "wrong-secret",
@@ -84,58 +61,58 @@ def test_a_bad_signature_is_401_with_nothing_stored(client, app_store, platform,
         delivery.headers = {k: v for k, v in delivery.headers.items() if k.lower() not in signature_headers}
     else:
         delivery.body = delivery.body.replace(b"80.00", b"8.00")
-    answer = post(client, platform, delivery)
-    assert answer.status_code == 401 and nothing_stored(app_store)
+    answer = deliver(client, platform, delivery)
+    assert answer.status_code == 401 and nothing_stored(platform_store)
     assert "secret" not in json.dumps(answer.get_json()).lower() or "invalid" in answer.get_json()["error"]
 
 
-def test_an_unknown_shop_is_404(client, app_store, sender):
-    assert post(client, "nosuchshop", sender.order(1, "a@example.com", "1", PLACED)).status_code == 404
+def test_an_unknown_shop_is_404(client, platform_store, sender):
+    assert deliver(client, "nosuchshop", sender.order(1, "a@example.com", "1", PLACED)).status_code == 404
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[]", b'{"id": "x"}', b'"just a string"'])
-def test_a_signed_but_malformed_body_is_400_with_nothing_stored(client, app_store, platform, sender, body):
+def test_a_signed_but_malformed_body_is_400_with_nothing_stored(client, platform_store, platform, sender, body):
     topic = {"shopify": "orders/create", "woocommerce": "order.created", "standard": "order.upserted"}[platform]
-    answer = post(client, platform, sender.signed(body, topic))
+    answer = deliver(client, platform, sender.signed(body, topic))
     assert answer.status_code == 400 and answer.get_json()["error"]
-    assert nothing_stored(app_store)
+    assert nothing_stored(platform_store)
 
 
-def test_a_body_missing_required_fields_is_400(client, app_store, platform, sender):
+def test_a_body_missing_required_fields_is_400(client, platform_store, platform, sender):
     delivery = sender.order(1001, "ann@example.com", "80.00", PLACED)
     payload = json.loads(delivery.body)
     for key in ("total_price", "total", "total_price_set"):
         payload.pop(key, None)
     payload.get("data", {}).pop("total", None)
     topic = {"shopify": "orders/create", "woocommerce": "order.created", "standard": "order.upserted"}[platform]
-    answer = post(client, platform, sender.signed(payload, topic))
+    answer = deliver(client, platform, sender.signed(payload, topic))
     assert answer.status_code == 400 and "total" in answer.get_json()["error"]
-    assert nothing_stored(app_store)
+    assert nothing_stored(platform_store)
 
 
-def test_a_body_over_one_mebibyte_is_413(client, app_store, platform, sender):
+def test_a_body_over_one_mebibyte_is_413(client, platform_store, platform, sender):
     delivery = sender.signed(b'{"pad": "' + b"x" * (1024 * 1024) + b'"}', "orders/create")
-    assert post(client, platform, delivery).status_code == 413 and nothing_stored(app_store)
+    assert deliver(client, platform, delivery).status_code == 413 and nothing_stored(platform_store)
 
 
-def test_a_wrong_content_type_is_400(client, app_store, platform, sender):
+def test_a_wrong_content_type_is_400(client, platform_store, platform, sender):
     delivery = sender.order(1001, "ann@example.com", "80.00", PLACED)
-    answer = post(client, platform, delivery, **{"Content-Type": "text/plain"})
-    assert answer.status_code == 400 and nothing_stored(app_store)
+    answer = deliver(client, platform, delivery, **{"Content-Type": "text/plain"})
+    assert answer.status_code == 400 and nothing_stored(platform_store)
 
 
-def test_a_duplicate_delivery_answers_duplicate_and_changes_nothing(client, app_store, platform, sender):
+def test_a_duplicate_delivery_answers_duplicate_and_changes_nothing(client, platform_store, platform, sender):
     delivery = sender.order(1001, "ann@example.com", "80.00", PLACED, delivery_id="dup-1")
-    assert post(client, platform, delivery).get_json() == {"status": "accepted"}
-    assert post(client, platform, delivery).get_json() == {"status": "duplicate"}
-    assert rows(app_store, orders) == rows(app_store, deliveries) == 1
+    assert deliver(client, platform, delivery).get_json() == {"status": "accepted"}
+    assert deliver(client, platform, delivery).get_json() == {"status": "duplicate"}
+    assert rows(platform_store, orders) == rows(platform_store, deliveries) == 1
 
 
 def test_out_of_order_deliveries_keep_the_newest_version(client, platform, sender):
     newer = sender.order(1001, "ann@example.com", "120.00", PLACED, updated_at=PLACED + timedelta(hours=2))
     older = sender.order(1001, "ann@example.com", "80.00", PLACED, updated_at=PLACED + timedelta(hours=1))
-    post(client, platform, newer)
-    post(client, platform, older)
+    deliver(client, platform, newer)
+    deliver(client, platform, older)
     assert stage(client, platform, "ann@example.com")["total_spent"] == "120.00"
 
 
@@ -143,83 +120,83 @@ def test_a_cancellation_arriving_before_the_creation_still_ends_cancelled(client
     cancel = sender.order(1001, "ann@example.com", "80.00", PLACED, updated_at=PLACED + timedelta(hours=5),
                           status="cancelled")
     create = sender.order(1001, "ann@example.com", "80.00", PLACED)
-    post(client, platform, cancel)
-    post(client, platform, create)
+    deliver(client, platform, cancel)
+    deliver(client, platform, create)
     view = stage(client, platform, "ann@example.com")
     assert (view["rfm"], view["orders_total"]) == ("prospect", 0)
 
 
 def test_a_partial_refund_lowers_the_amount_and_a_full_one_removes_the_order(client, platform, sender):
-    post(client, platform, sender.order(1001, "ann@example.com", "100.00", PLACED))
-    post(client, platform, sender.order(1001, "ann@example.com", "100.00", PLACED, refunded="30.00",
-                                        updated_at=PLACED + timedelta(hours=1)))
+    deliver(client, platform, sender.order(1001, "ann@example.com", "100.00", PLACED))
+    deliver(client, platform, sender.order(1001, "ann@example.com", "100.00", PLACED, refunded="30.00",
+                                           updated_at=PLACED + timedelta(hours=1)))
     assert stage(client, platform, "ann@example.com")["total_spent"] == "70.00"
-    post(client, platform, sender.order(1001, "ann@example.com", "100.00", PLACED, status="refunded",
-                                        refunded="100.00", updated_at=PLACED + timedelta(hours=2)))
+    deliver(client, platform, sender.order(1001, "ann@example.com", "100.00", PLACED, status="refunded",
+                                           refunded="100.00", updated_at=PLACED + timedelta(hours=2)))
     assert stage(client, platform, "ann@example.com")["orders_total"] == 0
 
 
 @pytest.mark.parametrize("platform_name", ["shopify", "standard"])
-def test_a_test_order_is_ignored(client, app_store, platform_name):
+def test_a_test_order_is_ignored(client, platform_store, platform_name):
     sender = SENDERS[platform_name](clock=NOW)
-    answer = post(client, platform_name, sender.order(1001, "ann@example.com", "80.00", PLACED, test=True))
-    assert answer.get_json() == {"status": "ignored"} and nothing_stored(app_store)
+    answer = deliver(client, platform_name, sender.order(1001, "ann@example.com", "80.00", PLACED, test=True))
+    assert answer.get_json() == {"status": "ignored"} and nothing_stored(platform_store)
 
 
-def test_the_woocommerce_creation_ping_is_answered_and_stores_nothing(client, app_store):
+def test_the_woocommerce_creation_ping_is_answered_and_stores_nothing(client, platform_store):
     answer = client.post("/webhooks/woocommerce", data=b"webhook_id=42",
                          headers={"Content-Type": "application/x-www-form-urlencoded"})
-    assert answer.get_json() == {"status": "ignored"} and nothing_stored(app_store)
+    assert answer.get_json() == {"status": "ignored"} and nothing_stored(platform_store)
 
 
 def test_a_shopify_refund_webhook_is_recorded_once(client):
     sender = ShopifySender(clock=NOW)
-    post(client, "shopify", sender.order(5873412096157, "jane.doe@example.com", "89.80", PLACED))
+    deliver(client, "shopify", sender.order(5873412096157, "jane.doe@example.com", "89.80", PLACED))
     refund = sender.signed(fixture("shopify", "refunds/create"), "refunds/create")
-    assert post(client, "shopify", refund).get_json() == {"status": "accepted"}
-    assert post(client, "shopify", refund).get_json() == {"status": "duplicate"}
+    assert deliver(client, "shopify", refund).get_json() == {"status": "accepted"}
+    assert deliver(client, "shopify", refund).get_json() == {"status": "duplicate"}
     assert stage(client, "shopify", "jane.doe@example.com")["total_spent"] == "49.85"
 
 
-def test_customers_redact_deletes_the_customer_and_queues_clearing(client, app_store):
+def test_customers_redact_deletes_the_customer_and_queues_clearing(client, platform_store):
     sender = ShopifySender(clock=NOW)
-    post(client, "shopify", sender.order(5873412096157, "jane.doe@example.com", "89.80", PLACED))
-    post(client, "shopify", sender.order(77, "bob@example.com", "10.00", PLACED))
-    answer = post(client, "shopify", sender.signed(fixture("shopify", "customers/redact"), "customers/redact"))
+    deliver(client, "shopify", sender.order(5873412096157, "jane.doe@example.com", "89.80", PLACED))
+    deliver(client, "shopify", sender.order(77, "bob@example.com", "10.00", PLACED))
+    answer = deliver(client, "shopify", sender.signed(fixture("shopify", "customers/redact"), "customers/redact"))
     assert answer.status_code == 200
     assert stage(client, "shopify", "jane.doe@example.com") is None
-    assert rows(app_store, orders) == 1 and rows(app_store, outbox) == 2  # jane's row now clears her properties
+    # one order left; the outbox holds bob's row and jane's, which now clears her properties
+    assert rows(platform_store, orders) == 1 and rows(platform_store, outbox) == 2
 
 
-def test_shop_redact_deletes_everything_of_the_shop(client, app_store):
+def test_shop_redact_deletes_everything_of_the_shop(client, platform_store):
     sender = ShopifySender(clock=NOW)
-    post(client, "shopify", sender.order(1, "jane.doe@example.com", "89.80", PLACED))
-    post(client, "standard", SENDERS["standard"](clock=NOW).order(1, "bob@example.com", "10.00", PLACED))
-    answer = post(client, "shopify", sender.signed(fixture("shopify", "shop/redact"), "shop/redact"))
+    deliver(client, "shopify", sender.order(1, "jane.doe@example.com", "89.80", PLACED))
+    deliver(client, "standard", SENDERS["standard"](clock=NOW).order(1, "bob@example.com", "10.00", PLACED))
+    answer = deliver(client, "shopify", sender.signed(fixture("shopify", "shop/redact"), "shop/redact"))
     assert answer.status_code == 200
-    with app_store.read() as conn:
+    with platform_store.read() as conn:
         assert conn.execute(select(orders.c.shop_id)).scalars().all() == ["standard"]
 
 
-def test_customers_data_request_is_recorded_and_the_data_is_exportable(client, app_store):
+def test_customers_data_request_is_recorded_and_the_data_is_exportable(client, platform_store):
     sender = ShopifySender(clock=NOW)
-    post(client, "shopify", sender.order(5873412096157, "jane.doe@example.com", "89.80", PLACED))
-    answer = post(client, "shopify", sender.signed(fixture("shopify", "customers/data_request"),
-                                                   "customers/data_request"))
-    assert answer.status_code == 200 and rows(app_store, data_requests) == 1
+    deliver(client, "shopify", sender.order(5873412096157, "jane.doe@example.com", "89.80", PLACED))
+    answer = deliver(client, "shopify", sender.signed(fixture("shopify", "customers/data_request"),
+                                                      "customers/data_request"))
+    assert answer.status_code == 200 and rows(platform_store, data_requests) == 1
     view = stage(client, "shopify", "jane.doe@example.com")
     assert view["data_requests"][0]["request_id"] == "9999" and view["orders"][0]["order_id"] == "5873412096157"
 
 
 @pytest.mark.parametrize("topic", ["customers/redact", "shop/redact", "customers/data_request"])
-def test_privacy_webhooks_with_a_bad_signature_are_401(client, app_store, topic):
+def test_privacy_webhooks_with_a_bad_signature_are_401(client, platform_store, topic):
     delivery = ShopifySender(secret="wrong", clock=NOW).signed(fixture("shopify", topic), topic)
-    assert post(client, "shopify", delivery).status_code == 401
+    assert deliver(client, "shopify", delivery).status_code == 401
 
 
-def test_storage_unavailable_answers_503_and_stores_nothing_half_way(settings, app_store, platform, sender,
+def test_storage_unavailable_answers_503_and_stores_nothing_half_way(client, platform_store, platform, sender,
                                                                      monkeypatch):
-    client = create_app(settings, store=app_store, clock=lambda: NOW).test_client()
     from connector.services import evaluation
 
     def storage_fails(*args, **kwargs):
@@ -227,15 +204,15 @@ def test_storage_unavailable_answers_503_and_stores_nothing_half_way(settings, a
         raise StorageUnavailableError("database unavailable: OperationalError")
 
     monkeypatch.setattr(evaluation, "next_state_micros", storage_fails)  # fails after the order was written
-    answer = post(client, platform, sender.order(1001, "ann@example.com", "80.00", PLACED))
-    assert answer.status_code == 503 and nothing_stored(app_store)
+    answer = deliver(client, platform, sender.order(1001, "ann@example.com", "80.00", PLACED))
+    assert answer.status_code == 503 and nothing_stored(platform_store)
 
 
-def test_a_database_that_does_not_answer_gives_503(settings):
-    dead = settings.__class__(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
-                              admin_token=settings.admin_token, shops=settings.shops)
+def test_a_database_that_does_not_answer_gives_503(platform_shops):
+    dead = platform_shops.__class__(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
+                              admin_token=platform_shops.admin_token, shops=platform_shops.shops)
     client = create_app(dead, clock=lambda: NOW).test_client()
-    answer = post(client, "shopify", ShopifySender(clock=NOW).order(1, "a@example.com", "1.00", PLACED))
+    answer = deliver(client, "shopify", ShopifySender(clock=NOW).order(1, "a@example.com", "1.00", PLACED))
     assert answer.status_code == 503
     assert client.get("/healthz").status_code == 503
 

@@ -23,6 +23,7 @@ LAYER_OF = {
     "connector.logs": "base",
     "connector.domain": "domain",
     "connector.config": "config",
+    "connector.config_destinations": "config",
     "connector.storage": "storage",
     "adapters": "adapters",
     "connector.services": "services",
