@@ -11,6 +11,7 @@ adapter in `adapters/destinations/` adds only its vendor's shapes.
 
 from __future__ import annotations
 
+import random
 import time
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -45,9 +46,30 @@ def user_agent() -> str:
         return "stagesync/0"
 
 
+# What a request keeps when a redirect sends it to another host: nothing that could be a credential.
+# requests itself drops only `Authorization` there (`Session.rebuild_auth`,
+# https://requests.readthedocs.io/en/latest/api/#requests.Session.rebuild_auth); the vendors' own
+# key headers (`api-key`, `X-API-KEY`, `X-Auth-Token`, ...) would go along to the new host.
+REDIRECT_SAFE_HEADERS = frozenset({"user-agent", "accept", "accept-encoding", "content-type", "content-length",
+                                   "connection", "transfer-encoding"})
+
+
+class CredentialSafeSession(requests.Session):
+    """A session that follows a redirect to another host (or scheme or port) without any header
+    but REDIRECT_SAFE_HEADERS: the account's key never reaches a host it was not meant for."""
+
+    def rebuild_auth(self, prepared_request, response):
+        if self.should_strip_auth(response.request.url, prepared_request.url):
+            for name in [n for n in prepared_request.headers if n.lower() not in REDIRECT_SAFE_HEADERS]:
+                del prepared_request.headers[name]
+            return  # no .netrc credentials for the new host either
+        super().rebuild_auth(prepared_request, response)
+
+
 def make_session() -> requests.Session:
-    """A session for one destination account (keep-alive, our User-Agent). Timeouts go on each call."""
-    s = requests.Session()
+    """A session for one destination or platform account (keep-alive, our User-Agent, redirects to
+    another host without credentials). Timeouts go on each call."""
+    s = CredentialSafeSession()
     s.headers["User-Agent"] = user_agent()
     return s
 
@@ -140,6 +162,24 @@ def never_sent(exc: requests.RequestException) -> bool:
     return isinstance(reason, (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ConnectTimeoutError))
 
 
+def connection_failure(exc: requests.RequestException) -> tuple[str, bool]:
+    """Why a connection could not be made, in a few words (`[Errno -2] Name or service not known`,
+    `[Errno 111] Connection refused`), and whether the host's name did not resolve: no network, or
+    a wrong domain, which no retry within the minute will mend."""
+    reason = exc.args[0] if exc.args else exc
+    reason = getattr(reason, "reason", reason)  # urllib3's MaxRetryError wraps the cause
+    unresolved = isinstance(reason, urllib3.exceptions.NameResolutionError)
+    text = str(reason)
+    for marker in ("Failed to resolve ", "Failed to establish a new connection: "):
+        if marker in text:
+            text = text.split(marker, 1)[1]
+    if isinstance(reason, urllib3.exceptions.ConnectTimeoutError) \
+            and not isinstance(reason, urllib3.exceptions.NewConnectionError):  # its subclass, in urllib3 2
+        text = "no answer to connect"
+    text = text.strip().strip("()") or type(reason).__name__
+    return text[:MAX_MESSAGE], unresolved
+
+
 def send(http: requests.Session, method: str, url: str, *, destination: str, secrets: Iterable[str] = (),
          retry_after: Callable[[requests.Response], float | None] | None = None, accept: Iterable[int] = (),
          timeout: tuple[float, float] = TIMEOUT, once: bool = False, **kwargs) -> requests.Response:
@@ -184,6 +224,25 @@ def send(http: requests.Session, method: str, url: str, *, destination: str, sec
 
 # --- retries ------------------------------------------------------------------------------------
 
+class JitteredBackoff(wait_base):
+    """`initial` x 2^(retry - 1) plus up to one second of jitter, capped at `max_wait` (the shape of
+    tenacity's wait_exponential_jitter, whose `initial=` keyword tenacity 9 deprecates; ours keeps
+    the same waits on every tenacity release pyproject.toml allows)."""
+
+    def __init__(self, initial: float = 1.0, max_wait: float = 60.0, jitter: float = 1.0):
+        self.initial = initial
+        self.max_wait = max_wait
+        self.jitter = jitter
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exponent = max(retry_state.attempt_number - 1, 0)
+        try:
+            delay = self.initial * 2 ** exponent + random.uniform(0, self.jitter)
+        except OverflowError:
+            return self.max_wait
+        return max(0.0, min(delay, self.max_wait))
+
+
 class AtLeastRetryAfter(wait_base):
     """Wait as `backoff` says, but never less than the `retry_after` the vendor asked for
     (the error's `retry_after`; used for destinations and platform APIs alike)."""
@@ -215,7 +274,7 @@ def with_retries(fn: Callable[[], T], *, attempts: int = 3, max_wait: float = 30
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception_type(RetriableDestinationError),
         stop=tenacity.stop_after_attempt(attempts) | RetryAfterExceeds(max_wait),
-        wait=AtLeastRetryAfter(tenacity.wait_exponential_jitter(initial=initial, max=max_wait)),
+        wait=AtLeastRetryAfter(JitteredBackoff(initial, max_wait)),
         sleep=sleep,
         reraise=True,
     )

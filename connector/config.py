@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from connector.domain import ports
+from connector.domain.orders import MAX_RATE, MIN_RATE, plausible_rate
 from connector.errors import ConfigError
 from connector.domain.stages import RFM_STAGES, PHASES, PhaseSettings, RfmSettings
 from connector.domain.subscriptions import public_url_problem
@@ -91,6 +92,37 @@ LABEL_PRESETS: dict[str, dict[str, str]] = {
 }
 
 
+_DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+_DATABASE_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def database_url_problem(url: Any) -> str | None:
+    """What is wrong with the shape of a database URL, in one line that never shows its password;
+    None when it can be tried. `postgres://` and `postgresql://` both mean PostgreSQL through
+    psycopg 3 (the storage layer rewrites them to `postgresql+psycopg://`)."""
+    if not isinstance(url, str) or not url.strip():
+        return f"must be a string: {_DATABASE_FORMS}"
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        if url.startswith("sqlite:"):
+            return (f"{url!r} is not a SQLite URL: it takes three slashes, sqlite:///relative/path.db or "
+                    f"sqlite:////absolute/path.db")
+        return f"is not a URL: {_DATABASE_FORMS}"
+    if scheme not in _DATABASE_SCHEMES:
+        return (f"{scheme}:// is not supported: {_DATABASE_FORMS} (postgres:// and postgresql+psycopg:// "
+                f"work too)")
+    if scheme == "sqlite":
+        if rest and not rest.startswith("/"):
+            return (f"{url!r} is not a SQLite URL: it takes three slashes, sqlite:///relative/path.db or "
+                    f"sqlite:////absolute/path.db")
+        return None
+    host = rest.partition("/")[0].rpartition("@")[2]
+    port = host.rpartition(":")[2] if ":" in host and not host.endswith("]") else ""
+    if port and not port.isdigit():
+        return f"{scheme}://...@{host}: the port must be a number"
+    return None
+
+
 def config_path(explicit: str | os.PathLike | None = None) -> Path:
     """--config PATH, else $STAGESYNC_CONFIG, else ./stagesync.toml."""
     return Path(explicit or os.environ.get("STAGESYNC_CONFIG") or "stagesync.toml")
@@ -150,8 +182,8 @@ class _Reader:
     def settings(self, raw: dict, source: str) -> Settings:
         raw = {k: v if k == "shops" else self.interpolate(v, k) for k, v in raw.items()}
         database_url = self.env.get("STAGESYNC_DATABASE_URL") or raw.get("database_url") or DEFAULT_DATABASE_URL
-        if not isinstance(database_url, str) or not database_url.startswith(("sqlite", "postgresql")):
-            self.problem("database_url", "must be a sqlite:/// or postgresql+psycopg:// URL")
+        if (problem := database_url_problem(database_url)) is not None:
+            self.problem("database_url", problem)
         admin_token = raw.get("admin_token") or None
         if admin_token is not None and (not isinstance(admin_token, str) or len(admin_token) < 8):
             self.problem("admin_token", "must be a string of at least 8 characters")
@@ -299,6 +331,10 @@ class _Reader:
                     raise InvalidOperation
             except (InvalidOperation, ValueError):
                 self.problem(f"{where}.{code}", f"must be a positive number of shop-currency units per {code.upper()}")
+                continue
+            if not plausible_rate(rate):
+                self.problem(f"{where}.{code}", f"{value} shop-currency units per {code.upper()} is not a plausible "
+                                                f"rate (between {MIN_RATE} and {MAX_RATE:.0E})")
                 continue
             if isinstance(currency, str) and code.upper() == currency.upper():
                 self.problem(f"{where}.{code}", "is the shop's own currency")

@@ -3,8 +3,9 @@
     python check_package.py sources  --config stagesync.toml
     python check_package.py artefact .serverless/stagesync.zip --config stagesync.toml
 
-`sources`: requirements.txt lists pyproject.toml's runtime dependencies (less gunicorn, plus the
-`lambda` extra; one it lists beyond them is a warning); secrets.yml gives every `${NAME}` of the configuration; the configuration is
+`sources`: requirements.in lists pyproject.toml's runtime dependencies (less gunicorn, plus the
+`lambda` extra; one it lists beyond them is a warning); requirements.txt, the lock that lock.sh
+compiles from it, pins each of them with hashes, at a version its floor allows; secrets.yml gives every `${NAME}` of the configuration; the configuration is
 valid and names a PostgreSQL database.
 `artefact`: the zip holds the code, the configuration and the dependencies and nothing of
 node_modules, tests or deploy/ itself; its wheels load on Lambda's python3.11 (x86_64, glibc 2.26);
@@ -35,7 +36,7 @@ MAX_UNZIPPED = 250 * 1024 * 1024
 LAMBDA_PYTHON_TAG = "cp311"  # provider.runtime python3.11
 LAMBDA_GLIBC = (2, 26)  # python3.11 runs on Amazon Linux 2 (lambda-platform/_manylinux.py)
 
-NOT_FOR_LAMBDA = {"gunicorn"}  # API Gateway serves HTTP; see requirements.txt
+NOT_FOR_LAMBDA = {"gunicorn", "gevent"}  # API Gateway serves HTTP; see requirements.in
 DEFAULT_LAMBDA_EXTRA = ["serverless-wsgi"]  # until pyproject.toml has the `lambda` extra
 REQUIRED_ENTRIES = (
     "connector/web/lambda_handlers.py", "connector/web/app.py", "connector/storage/migrations/env.py",
@@ -67,9 +68,41 @@ def requirement_problems(pyproject: Path, requirements: Path) -> list[str]:
     lines = [line.split("#", 1)[0].strip() for line in requirements.read_text(encoding="utf-8").splitlines()]
     listed = {_name(line) for line in lines if line and not line.startswith("-")}  # not pip's options
     for name in sorted(listed - wanted):  # harmless in the artefact, but pyproject.toml should say so
-        print(f"package: warning: requirements.txt lists {name}, which pyproject.toml's runtime dependencies "
+        print(f"package: warning: requirements.in lists {name}, which pyproject.toml's runtime dependencies "
               f"do not", file=sys.stderr)
-    return [f"requirements.txt: add {n} (a runtime dependency in pyproject.toml)" for n in sorted(wanted - listed)]
+    return [f"requirements.in: add {n} (a runtime dependency in pyproject.toml)" for n in sorted(wanted - listed)]
+
+
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==([^\s;\\]+)")
+
+
+def lock_problems(requirements_in: Path, lock: Path) -> list[str]:
+    """The lock pins every requirement of requirements.in, each pin has its hashes (pip's hash-checking
+    mode refuses the whole install otherwise), and each pinned version meets the floor asked for."""
+    if not lock.is_file():
+        return ["requirements.txt: missing: run deploy/lock.sh"]
+    text = lock.read_text(encoding="utf-8").replace("\\\n", " ")
+    pins = {}
+    for line in text.splitlines():
+        if match := _PIN.match(line.strip()):
+            pins[_name(match.group(1))] = (match.group(2), "--hash=sha256:" in line)
+    problems = [f"requirements.txt: {name} has no --hash: run deploy/lock.sh" for name, (_, hashed) in
+                sorted(pins.items()) if not hashed]
+    try:
+        from packaging.requirements import Requirement
+    except ImportError:  # pip vendors it, but a bare python3 may not have it: names only then
+        Requirement = None
+    for line in requirements_in.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith("-"):
+            continue
+        name = _name(line)
+        if name not in pins:
+            problems.append(f"requirements.txt: {name} of requirements.in is not pinned: run deploy/lock.sh")
+        elif Requirement is not None and not Requirement(line).specifier.contains(pins[name][0], prereleases=True):
+            problems.append(f"requirements.txt: {name}=={pins[name][0]} does not meet requirements.in's {line!r}: "
+                            f"run deploy/lock.sh")
+    return problems
 
 
 def secret_names(secrets: Path, section: str = "ssm") -> set[str]:
@@ -219,9 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     secrets = HERE / "secrets.yml"
     if args.what == "sources":
-        problems = requirement_problems(ROOT / "pyproject.toml", HERE / "requirements.txt")
+        problems = requirement_problems(ROOT / "pyproject.toml", HERE / "requirements.in")
+        problems += lock_problems(HERE / "requirements.in", HERE / "requirements.txt")
         problems += config_problems(HERE / args.config, secrets)
-        summary = f"sources: requirements.txt, secrets.yml and {args.config} agree"
+        summary = f"sources: requirements.in, its lock, secrets.yml and {args.config} agree"
     else:
         problems, summary = artefact_problems(args.zip, args.config)
         if not problems:

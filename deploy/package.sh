@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make package`: build the AWS Lambda artefact offline and check it. Safe to run again.
 #   1. npm ci                    the pinned Serverless Framework v3 and plugins (package-lock.json)
-#   2. check_package.py sources  requirements.txt matches pyproject.toml; secrets.yml gives every
+#   2. check_package.py sources  requirements.in matches pyproject.toml and requirements.txt (lock.sh)
+#                                locks it with hashes; secrets.yml gives every
 #                                ${NAME} of the configuration; the configuration is valid
 #   3. serverless package        code + configuration + dependencies (pip, no Docker) into
 #                                .serverless/stagesync.zip: no AWS credential, no AWS call

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from datetime import datetime, timezone
 from typing import Any, Callable, ClassVar, Iterable, Mapping, TypeVar
@@ -29,7 +30,10 @@ from urllib.parse import urlsplit
 import requests
 import tenacity
 
-from adapters.http import AtLeastRetryAfter, RetryAfterExceeds, make_session, retry_after_seconds, vendor_message
+from adapters.http import (
+    AtLeastRetryAfter, JitteredBackoff, RetryAfterExceeds, connection_failure, make_session, retry_after_seconds,
+    vendor_message,
+)
 from adapters.registry import PLATFORM_APIS
 from connector.config import ShopSettings
 from connector.errors import (
@@ -41,7 +45,7 @@ from connector.domain.ports import OrderSource, Page  # the port a client implem
 
 log = logging.getLogger("stagesync.platforms")
 
-TIMEOUT = (10, 60)  # seconds: to connect, then between bytes of the answer (bulk files are large)
+TIMEOUT = (5, 60)  # seconds: to connect, then between bytes of the answer (bulk files are large)
 ATTEMPTS = 6  # tries of one call before giving up (the pipeline keeps its checkpoint: run it again)
 MAX_WAIT = 600.0  # seconds: the longest pause a platform may ask for before we give up instead
 MAX_MESSAGE = 300
@@ -96,15 +100,25 @@ class PlatformHttp:
 
     def once(self, method: str, url: str, *, ok: Iterable[int] = (200,), **kwargs) -> requests.Response:
         """One call; returns the response when its status is in `ok`, else raises the classified error."""
-        path = urlsplit(url).path or "/"  # never the query string: some platforms take tokens there
+        parts = urlsplit(url)
+        path, host = parts.path or "/", parts.netloc.rpartition("@")[2]  # never the query string nor a userinfo
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.exceptions.ConnectTimeout:
+            raise RetriablePlatformError(f"{self.where}: cannot reach {host}: no answer within "
+                                         f"{self.timeout[0]:g} s to connect") from None
         except requests.Timeout:
-            raise RetriablePlatformError(f"{self.where}: {method} {path}: no answer within {self.timeout[0]:g} s to "
-                                         f"connect or {self.timeout[1]:g} s to read") from None
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise RetriablePlatformError(f"{self.where}: {method} {path}: connection failed "
+            raise RetriablePlatformError(f"{self.where}: {method} {host}{path}: no answer within "
+                                         f"{self.timeout[1]:g} s to read") from None
+        except requests.exceptions.ChunkedEncodingError as exc:
+            raise RetriablePlatformError(f"{self.where}: {method} {host}{path}: the answer was cut short "
                                          f"({type(exc).__name__})") from None
+        except requests.ConnectionError as exc:
+            reason, unresolved = connection_failure(exc)
+            message = self.hide(f"{self.where}: cannot reach {host}: {reason}")
+            if unresolved:  # no network or a wrong domain: retrying for a minute mends neither
+                raise PlatformApiError(message + " (no network, or a wrong domain?)") from None
+            raise RetriablePlatformError(message) from None
         except requests.RequestException as exc:
             raise PlatformApiError(self.hide(f"{self.where}: {method} {path}: {type(exc).__name__}: {exc}")) from None
         if response.status_code in tuple(ok):
@@ -133,12 +147,12 @@ class PlatformHttp:
         """Call `fn`, retrying RetriablePlatformError only; the last error is raised as it is."""
         def note(state: tenacity.RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome else None
-            log.info("%s: retrying in %.1f s after: %s", self.where, state.upcoming_sleep, error)
+            log.warning("%s: retrying in %.1f s after: %s", self.where, state.upcoming_sleep, error)
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(RetriablePlatformError),
             stop=tenacity.stop_after_attempt(attempts or self.attempts) | RetryAfterExceeds(self.max_wait),
-            wait=AtLeastRetryAfter(tenacity.wait_exponential_jitter(initial=1, max=60)),
+            wait=AtLeastRetryAfter(JitteredBackoff(1.0, 60.0)),
             sleep=self.sleep,
             before_sleep=note,
             reraise=True,
@@ -155,6 +169,30 @@ def json_body(response: requests.Response, where: str) -> Any:
         return response.json()
     except ValueError:
         raise PlatformApiError(f"{where}: the API answered {response.status_code} with a body that is not JSON") from None
+
+
+# --- what goes into an API path -----------------------------------------------------------------
+
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,20}")
+_HANDLE = re.compile(r"[A-Za-z0-9_-]{1,100}")
+
+
+def path_id(value: Any, what: str) -> str:
+    """An id put into an API path (an order id, a shop id): a whole number, or PlatformApiError.
+    Taken as it came, `../` or `?` in it would reach another endpoint of the store's API with our
+    credentials."""
+    text = str(value).strip() if isinstance(value, (int, str)) and not isinstance(value, bool) else ""
+    if not _WHOLE_NUMBER.fullmatch(text):
+        raise PlatformApiError(f"{what} {scrub(str(value))[:40]!r} is not a whole number: not put in an API path")
+    return text
+
+
+def path_handle(value: Any, what: str) -> str:
+    """A configured name put into an API path (a store hash): letters, digits, '-' and '_' only."""
+    text = str(value).strip()
+    if not _HANDLE.fullmatch(text):
+        raise PlatformApiError(f"{what} must be letters and digits only, not put in an API path as it is")
+    return text
 
 
 # --- the common part of the clients ---------------------------------------------------------------

@@ -29,18 +29,18 @@ import hmac
 import json
 from dataclasses import replace
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from email.utils import parsedate_to_datetime
 from typing import Any, Iterator, Mapping
 
 import requests
 
-from adapters.platforms.api import ApiClient, Page, iso_z, json_body, map_records
+from adapters.platforms.api import ApiClient, Page, iso_z, json_body, map_records, path_handle, path_id
 from adapters.platforms.signatures import Fields, header, read_json
 from connector.config import ShopSettings
 from connector.errors import PayloadError, PlatformApiError, SignatureError, quoted
 from connector.domain.inbound import DeleteOrder, Inbound, UpsertOrder
-from connector.domain.orders import ZERO, Order, to_utc
+from connector.domain.orders import MAX_AMOUNT, ZERO, Order, plausible_rate, to_utc
 
 NAME = "bigcommerce"
 SECRET_HEADER = "X-Stagesync-Webhook-Secret"  # set in the hook's `headers` when it is created
@@ -101,7 +101,10 @@ def parse(headers: Mapping[str, str], body: bytes, shop: ShopSettings) -> Inboun
         _require_this_store(data, resource, shop)
         return replace(base, actions=(DeleteOrder(order_id=str(resource.ident("id"))),))
     if scope in ORDER_SCOPES:
-        return replace(base, fetch_order_id=resource.ident("id"))
+        order_id = resource.ident("id")
+        if not str(order_id).isascii() or not str(order_id).isdigit():  # it goes into the API path
+            raise resource.error("id", "must be a whole number (BigCommerce order ids are integers)")
+        return replace(base, fetch_order_id=order_id)
     return replace(base, ignored_reason=f"scope {quoted(scope)} is not used by stagesync")
 
 
@@ -137,11 +140,23 @@ class BigCommerceOrders(ApiClient):
     secret_keys = ("access_token",)
     auth_hint = "check api.store_hash and api.access_token: an API account with the Orders read-only scope"
 
+    @classmethod
+    def problems(cls, api: Mapping[str, Any]) -> list[str]:
+        found = super().problems(api)
+        store_hash = api.get("store_hash")
+        if isinstance(store_hash, (str, int)) and str(store_hash).strip():
+            try:
+                path_handle(store_hash, "store_hash")
+            except PlatformApiError:
+                found.append("store_hash: must be letters and digits only (the hash in the API path, "
+                             "https://api.bigcommerce.com/stores/{store_hash}/)")
+        return found
+
     def __init__(self, shop, *, timeout=None, **kw):
         super().__init__(shop, **kw)
         if timeout is not None:
             self.http.timeout = timeout
-        self.url = self.base_url + ORDERS_PATH.format(store_hash=str(self.api["store_hash"]).strip())
+        self.url = self.base_url + ORDERS_PATH.format(store_hash=path_handle(self.api["store_hash"], "api.store_hash"))
 
     def vendor_retry_after(self, response: requests.Response) -> float | None:
         try:
@@ -155,7 +170,8 @@ class BigCommerceOrders(ApiClient):
 
     def order(self, order_id: str) -> Order | None:
         """One order; None when BigCommerce does not know it."""
-        response = self._get(f"{self.url}/{order_id}", ok=(200, 404))
+        # An order's id is an integer (https://developer.bigcommerce.com/docs/rest-management/orders#get-an-order)
+        response = self._get(f"{self.url}/{path_id(order_id, 'order id')}", ok=(200, 404))
         if response.status_code == 404:
             return None
         return self.map(json_body(response, self.where))
@@ -232,10 +248,10 @@ def _in_store_currency(fields: Fields, total: Decimal, refunded: Decimal, curren
         return total, refunded, currency
     try:
         rate = Decimal(str(fields.raw("store_default_to_transactional_exchange_rate")))
-    except InvalidOperation:
+    except ArithmeticError:
         return total, refunded, currency
-    if not rate.is_finite() or rate <= 0:
-        return total, refunded, currency
+    if not plausible_rate(rate) or total / rate > MAX_AMOUNT or refunded / rate > MAX_AMOUNT:
+        return total, refunded, currency  # left foreign: an order whose amount is not known
     cent = Decimal("0.01")
     return ((total / rate).quantize(cent, ROUND_HALF_UP), (refunded / rate).quantize(cent, ROUND_HALF_UP),
             store_currency)

@@ -59,7 +59,7 @@ from typing import Callable, Mapping
 from connector.config import ShopSettings
 from connector.errors import PayloadError, quoted
 from connector.domain.inbound import DeleteOrder, Inbound, RecordRefund, RedactCustomer, SeeCustomer, UpsertOrder
-from connector.domain.orders import MAX_AMOUNT, ORDER_STATUSES, ZERO, Order, normalise_phone
+from connector.domain.orders import MAX_AMOUNT, MAX_RATE, MIN_RATE, ORDER_STATUSES, ZERO, Order, normalise_phone, plausible_rate
 
 from adapters.platforms.signatures import (Fields, delivery_key, header, read_json, sign_standard, standard_secret_bytes,
                                           verify_standard)
@@ -144,8 +144,8 @@ def _order(base: Inbound, data: Fields, shop: ShopSettings) -> Inbound:
         raise PayloadError(f"{data.where}: {exc}") from None
     rate = data.amount("exchange_rate", required=False)
     if rate is not None:
-        if rate <= 0:
-            raise data.error("exchange_rate", "must be a positive number")
+        if not plausible_rate(rate):
+            raise data.error("exchange_rate", f"must be a positive number from {MIN_RATE} to {MAX_RATE:.0E}")
         order = replace(order, exchange_rate=rate)
     return replace(base, actions=(UpsertOrder(order),))
 

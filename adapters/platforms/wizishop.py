@@ -31,7 +31,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from adapters.platforms.api import ApiClient, Page, json_body, map_records
+from adapters.platforms.api import ApiClient, Page, json_body, map_records, path_id
 from adapters.platforms.signatures import Fields
 from connector.config import ShopSettings
 from connector.errors import PayloadError, PlatformApiError, PlatformAuthError, SignatureError
@@ -98,6 +98,9 @@ class WiziShopOrders(ApiClient):
     @classmethod
     def problems(cls, api: Mapping[str, Any]) -> list[str]:
         found = super().problems(api)
+        shop_id = api.get("shop_id")
+        if shop_id not in (None, "") and (isinstance(shop_id, bool) or not str(shop_id).strip().isdigit()):
+            found.append("shop_id: must be a whole number (WiziShop's shop id)")
         days = api.get("poll_lookback_days", POLL_LOOKBACK_DAYS)
         if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 365:
             found.append("poll_lookback_days: must be a whole number from 1 to 365")
@@ -150,7 +153,7 @@ class WiziShopOrders(ApiClient):
         """One page of orders; None for WiziShop's 404 "no result". A token refused as expired is
         renewed once and the page asked again."""
         self._ensure_token()
-        url = self.base_url + ORDERS_PATH.format(shop_id=self.shop_id)
+        url = self.base_url + ORDERS_PATH.format(shop_id=path_id(self.shop_id, "the WiziShop shop id"))
         response = self.http.request("GET", url, params=dict(params), ok=(200, 401, 404), headers=self._auth_headers())
         if response.status_code == 401:
             self.refresh()

@@ -25,13 +25,13 @@ import hashlib
 import re
 from dataclasses import replace
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Callable, Mapping
 
 from connector.config import ShopSettings
 from connector.errors import PayloadError, quoted
 from connector.domain.inbound import DeleteOrder, Inbound, SeeCustomer, UpsertOrder
-from connector.domain.orders import ZERO, Order, normalise_phone
+from connector.domain.orders import ZERO, Order, normalise_phone, plausible_rate
 
 from adapters.platforms.signatures import Fields, header, read_json, require_shape, sign_body_hmac, verify_body_hmac
 
@@ -148,9 +148,10 @@ def _base_currency_rate(data: Fields, total: Decimal) -> Decimal | None:
         if meta.text("key") in BASE_TOTAL_META:
             try:
                 base = Decimal(str(meta.raw("value")))
-            except InvalidOperation:
+                rate = base / total if base.is_finite() and base > ZERO else None
+            except ArithmeticError:  # not a number, or a quotient past Decimal's exponent range
                 return None
-            return base / total if base.is_finite() and base > ZERO else None
+            return rate if plausible_rate(rate) else None
     return None
 
 

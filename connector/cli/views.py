@@ -8,7 +8,7 @@ import sys
 import click
 
 from connector.cli.common import Invocation, at_option, command, open_store, parse_at, pass_invocation, shop_option
-from connector.errors import UserError, mask
+from connector.errors import UserError, mask, quoted
 
 
 @command("stages", "stage distribution of a shop")
@@ -43,7 +43,9 @@ def explain_command(invocation: Invocation, shop: str, email: str, at: str | Non
     store, now = open_store(settings), parse_at(at)
     snap = snapshot(store, shop_settings, now)
     if key is None or key not in snap.evaluations:
-        raise UserError(f"no customer {mask(email)!r} in shop {shop_settings.id}")
+        # The address the user just typed, as typed (on one line): masking is for logs and for what
+        # the user did not type; hiding their own input from them only makes a typo harder to see.
+        raise UserError(f"no customer {quoted(email)!r} in shop {shop_settings.id}")
     view = predictions_at(store, shop_settings, now, replay=at is not None)
     click.echo(explain(snap, key, unconverted_of_customer(store, shop_settings.id, key),
                        customer_details(view, key)))

@@ -28,6 +28,15 @@ _SPACES = re.compile(r"[\s().\-/]")
 # Bounds that keep every stored value exact and within its column (connector/storage/schema.py): amounts
 # are 64-bit integer millionths, so one order stays far below 9.2e12; instants are UTC microseconds.
 MAX_AMOUNT = Decimal(10) ** 10
+# Exchange rates (shop units per foreign unit) outside these are a typo, not a currency pair: the widest
+# real pairs (a rial or a dong against a dinar) stay within 1e-6 .. 1e6.
+MIN_RATE = Decimal("1e-9")
+MAX_RATE = Decimal("1e9")
+
+
+def plausible_rate(rate: Decimal | None) -> bool:
+    """A finite rate within MIN_RATE .. MAX_RATE."""
+    return rate is not None and rate.is_finite() and MIN_RATE <= rate <= MAX_RATE
 EARLIEST = datetime(1900, 1, 1, tzinfo=timezone.utc)
 LATEST = datetime(2200, 1, 1, tzinfo=timezone.utc)
 MAX_TEXT = {"order_id": 128, "email": 320, "customer_id": 128}
@@ -231,11 +240,11 @@ def in_shop_currency(order: Order, shop_currency: str | None, rates: "dict[str, 
     if order.currency is None or shop_currency is None or order.currency == shop_currency.upper():
         return order if order.amount_known else dataclasses.replace(order, amount_known=True)
     rate = order.exchange_rate or (rates or {}).get(order.currency)
-    if rate is None or not rate.is_finite() or rate <= 0:
+    if not plausible_rate(rate):
         return dataclasses.replace(order, amount_known=False)
-    total = (order.total * rate).quantize(_CENT, ROUND_HALF_UP)
-    refunded = (order.refunded * rate).quantize(_CENT, ROUND_HALF_UP)
-    if total > MAX_AMOUNT or refunded > MAX_AMOUNT:
+    total, refunded = order.total * rate, order.refunded * rate
+    if total > MAX_AMOUNT or refunded > MAX_AMOUNT:  # before quantize(), which fails past 28 digits
         return dataclasses.replace(order, amount_known=False)
+    total, refunded = total.quantize(_CENT, ROUND_HALF_UP), refunded.quantize(_CENT, ROUND_HALF_UP)
     return dataclasses.replace(order, total=total, refunded=refunded, currency=shop_currency.upper(),
                                exchange_rate=None, amount_known=True)

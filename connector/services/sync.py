@@ -317,6 +317,8 @@ class SyncWorker:
         """One vendor call within the account's rate limit, retried at once on transient failures."""
         import tenacity
 
+        from adapters.http import JitteredBackoff
+
         rate = dest.rate_per_minute or destination.default_rate_per_minute
         spacing = int(60_000_000 / rate)
 
@@ -338,9 +340,9 @@ class SyncWorker:
             return result
 
         def wait_for(state: tenacity.RetryCallState) -> float:
-            # jitter: up to the first wait (tenacity's default 1 s for the default first wait of 1 s)
-            backoff = tenacity.wait_exponential_jitter(initial=self.retry_initial_seconds, max=IMMEDIATE_MAX_WAIT_SECONDS,
-                                                       jitter=self.retry_initial_seconds)(state)
+            # jitter: up to the first wait (1 s for the default first wait of 1 s)
+            backoff = JitteredBackoff(self.retry_initial_seconds, IMMEDIATE_MAX_WAIT_SECONDS,
+                                      jitter=self.retry_initial_seconds)(state)
             error = state.outcome.exception() if state.outcome else None
             return max(backoff, getattr(error, "retry_after", None) or 0)
 

@@ -10,12 +10,16 @@ per-table modules that `connector.storage.store.Store` gathers.
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from sqlalchemy.pool import NullPool
 
 from connector.errors import StorageUnavailableError
 from connector.storage import statements
@@ -25,6 +29,10 @@ HEAD_REVISION = "0011"
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 GROUP_COMMIT_LANES = 2  # PostgreSQL: webhook transactions in flight per process (connector.storage.group_commit)
+# libpq's connect_timeout, in whole seconds, and 2 is its least (a smaller value counts as 2):
+# https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNECT-CONNECT-TIMEOUT
+CONNECT_TIMEOUT_S = 2
+SQLITE_MIN_FREE_BYTES = 1024 * 1024  # /healthz fails below this much free disk beside a SQLite file
 
 
 def normalise_url(url: str) -> str:
@@ -35,11 +43,60 @@ def normalise_url(url: str) -> str:
     return url
 
 
+def mask_url(url: str) -> str:
+    """A database URL fit for a message: its password replaced by ***."""
+    try:
+        return make_url(normalise_url(url)).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@", 1)[-1] if "@" in url else url
+
+
+def _where(url: str) -> str:
+    """Which database a message is about: the SQLite file, or host:port/database (no user, no password)."""
+    try:
+        parsed = make_url(normalise_url(url))
+    except ArgumentError:
+        return "?"
+    if parsed.get_backend_name() == "sqlite":
+        return f"sqlite {parsed.database or ':memory:'}"
+    return f"postgresql {parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
+
+
+def reachability_problem(url: str) -> str | None:
+    """Why this database cannot be used, in one line, or None: a SQLite file's folder must exist and
+    be writable (nothing is created); PostgreSQL must accept a connection within CONNECT_TIMEOUT_S.
+    For `check-config`, which validates without changing anything."""
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"{mask_url(url)!r} is not a database URL"
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return None
+        folder = Path(parsed.database).resolve().parent
+        if not folder.is_dir():
+            return f"the folder of the SQLite file {parsed.database!r} does not exist: {folder}"
+        if not os.access(folder, os.W_OK):
+            return f"the folder of the SQLite file {parsed.database!r} is not writable by this user: {folder}"
+        return None
+    engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except DBAPIError as exc:
+        return f"cannot connect to {_where(url)}: {reason(exc)}"
+    finally:
+        engine.dispose()
+    return None
+
 
 class Database:
     """The engines of one stagesync installation (all shops), their transactions and migrations."""
 
     def __init__(self, engine: Engine, reader: Engine | None = None):
+        self.where = _where(engine.url.render_as_string(hide_password=True))
+        self.disk_full = False  # SQLite: the last write failed for want of room (/healthz fails until one succeeds)
         self.engine = engine
         self.reader = reader or engine  # SQLite: a second engine whose reads take no write lock
         self.sql = statements.for_dialect(engine.dialect.name)
@@ -49,19 +106,38 @@ class Database:
 
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, busy_timeout_ms: int = SQLITE_BUSY_TIMEOUT_MS,
-             pre_ping: bool = True):
+             pre_ping: bool = True, statement_timeout_ms: int | None = None):
         """Connect; `busy_timeout_ms` bounds how long SQLite waits for another writer's lock.
 
         `pre_ping` tests each pooled PostgreSQL connection before use (one round trip). The webhook
         receiver turns it off: a connection that died fails its statement, the pool drops it, and
         the answer is a 503 that the platform retries.
+
+        PostgreSQL: a connection attempt gives up after CONNECT_TIMEOUT_S. `statement_timeout_ms`
+        (the web app's: it answers within a second) also bounds each statement, the wait for a
+        table lock, and the wait for a pooled connection, so that a database that accepts
+        connections and then hangs turns into StorageUnavailableError instead of a held request.
         """
         url = normalise_url(url)
+        try:
+            make_url(url)
+        except ArgumentError:
+            raise StorageUnavailableError(f"database_url {mask_url(url)!r} is not a database URL "
+                                          f"(sqlite:///PATH or postgresql://USER@HOST/DATABASE)") from None
         if url.startswith("sqlite"):
             store = cls(_sqlite_engine(url, immediate=True, busy_timeout_ms=busy_timeout_ms),
                         _sqlite_engine(url, immediate=False, busy_timeout_ms=busy_timeout_ms))
         else:
-            store = cls(create_engine(url, pool_pre_ping=pre_ping, pool_size=5, max_overflow=5))
+            connect_args: dict = {"connect_timeout": CONNECT_TIMEOUT_S}
+            pool: dict = {}
+            if statement_timeout_ms:
+                # Server settings for each session (https://www.postgresql.org/docs/current/runtime-config-client.html):
+                # statement_timeout ends any statement that runs longer, lock_timeout any wait for a lock.
+                connect_args["options"] = (f"-c statement_timeout={int(statement_timeout_ms)} "
+                                           f"-c lock_timeout={int(statement_timeout_ms)}")
+                pool["pool_timeout"] = statement_timeout_ms / 1000
+            store = cls(create_engine(url, pool_pre_ping=pre_ping, pool_size=5, max_overflow=5,
+                                      connect_args=connect_args, **pool))
         if migrate:
             store.migrate()
         return store
@@ -98,13 +174,18 @@ class Database:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One atomic unit of writes; a database that does not answer raises StorageUnavailableError."""
-        with _unavailable_as_error(), self.engine.begin() as conn:
-            yield conn
+        try:
+            with _unavailable_as_error(self.where), self.engine.begin() as conn:
+                yield conn
+        except StorageUnavailableError as exc:
+            self.disk_full = self.disk_full or any(s in str(exc).lower() for s in _NO_ROOM)
+            raise
+        self.disk_full = False
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection for reads (on SQLite, one that takes no write lock)."""
-        with _unavailable_as_error(), self.reader.connect() as conn:
+        with _unavailable_as_error(self.where), self.reader.connect() as conn:
             yield conn
 
     def analyze(self, *tables: str) -> None:
@@ -116,9 +197,14 @@ class Database:
                 conn.exec_driver_sql("ANALYZE " + ", ".join(tables))
 
     def ping(self) -> bool:
+        """Whether a webhook could be stored now: the orders table answers a read (PostgreSQL: within
+        the statement timeout, so a table locked by someone else fails too) and, on SQLite, the
+        disk has room (its last write did not fail for want of it, and some free space remains)."""
+        if self.dialect == "sqlite" and (self.disk_full or _free_bytes(self.engine) < SQLITE_MIN_FREE_BYTES):
+            return False
         try:
             with self.reader.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
+                conn.exec_driver_sql("SELECT 1 FROM orders LIMIT 1").all()
             return True
         except Exception:  # noqa: BLE001 - any failure means "not healthy"
             return False
@@ -151,20 +237,50 @@ def _sqlite_engine(url: str, *, immediate: bool, busy_timeout_ms: int) -> Engine
     return engine
 
 
+def _free_bytes(engine: Engine) -> int:
+    """Free disk space beside a SQLite database file (a very large number for an in-memory one)."""
+    path = engine.url.database
+    if not path or path == ":memory:":
+        return 1 << 62
+    try:
+        stats = os.statvfs(Path(path).resolve().parent)
+    except OSError:
+        return 1 << 62  # the read in ping() says what is wrong
+    return stats.f_bavail * stats.f_frsize
+
+
 @contextlib.contextmanager
-def _unavailable_as_error() -> Iterator[None]:
-    """A database that does not answer becomes StorageUnavailableError (HTTP 503, CLI exit 1)."""
+def _unavailable_as_error(where: str = "") -> Iterator[None]:
+    """A database that does not answer becomes StorageUnavailableError (HTTP 503, CLI exit 1), with
+    the reason the driver gave on one line (no password: the drivers never quote it)."""
     try:
         yield
+    except PoolTimeoutError as exc:
+        raise StorageUnavailableError(f"database unavailable ({where}): every connection is busy") from exc
     except DBAPIError as exc:
         if exc.connection_invalidated or _is_unavailable(exc):
-            raise StorageUnavailableError(f"database unavailable: {type(exc.orig).__name__}") from exc
+            raise StorageUnavailableError(f"database unavailable ({where}): {reason(exc)}") from exc
         raise
+
+
+def reason(exc: DBAPIError) -> str:
+    """The driver's own words about a failure: its first line, at most 200 characters."""
+    lines = [line.strip() for line in str(exc.orig).splitlines() if line.strip()]
+    return (lines[0] if lines else type(exc.orig).__name__)[:200]
+
+
+_NO_ROOM = ("database or disk is full", "no space left")
+_UNAVAILABLE = (
+    "could not connect", "connection refused", "server closed", "terminating connection", "connection is closed",
+    "connection failed", "connection timeout", "timeout expired", "failed to resolve host",
+    "could not translate host", "name or service not known", "no route to host", "network is unreachable",
+    "statement timeout", "lock timeout", "canceling statement",  # our statement_timeout / lock_timeout
+    "database is locked", "unable to open database", "disk i/o error", *_NO_ROOM,
+    "read-only file system", "attempt to write a readonly database",
+)
 
 
 def _is_unavailable(exc: DBAPIError) -> bool:
     text = str(exc.orig).lower()
-    return any(s in text for s in ("could not connect", "connection refused", "server closed", "terminating connection",
-                                   "database is locked", "unable to open database", "disk i/o error",
-                                   "connection is closed"))
+    return any(s in text for s in _UNAVAILABLE)
 

@@ -26,5 +26,6 @@ def get_store() -> Store:
         with state["store_lock"]:  # gunicorn's threads may all arrive at once
             if state["store"] is None:
                 state["store"] = Store.open(state["settings"].database_url, migrate=False,
-                                            busy_timeout_ms=WEBHOOK_BUSY_TIMEOUT_MS, pre_ping=False)
+                                            busy_timeout_ms=WEBHOOK_BUSY_TIMEOUT_MS, pre_ping=False,
+                                            statement_timeout_ms=WEBHOOK_BUSY_TIMEOUT_MS)
     return state["store"]

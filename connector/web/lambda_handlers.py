@@ -79,10 +79,12 @@ class Runtime:
                                "set STAGESYNC_DATABASE_URL to a PostgreSQL database"])
         from sqlalchemy.exc import DBAPIError
 
+        from connector.storage.engine import reason
+
         try:
             store = Store.open(settings.database_url)
         except DBAPIError as exc:  # connecting or migrating: nothing is cached, the next invocation tries again
-            raise StorageUnavailableError(f"database unavailable: {type(exc.orig).__name__}") from exc
+            raise StorageUnavailableError(f"database unavailable: {reason(exc)}") from exc
         return cls(settings, store, **options)
 
     @property

@@ -1,22 +1,40 @@
 """`stagesync serve`: the Flask app under gunicorn, plus the sync worker as a child process.
 
-The schema is migrated once in the master, before any worker forks; each gunicorn worker opens
-its own database connections on first use. The sync worker runs as a separate process (not a
-thread of the master, which forks) and is stopped with the server.
+The schema is migrated once, before any worker forks, in a child process of its own: the master
+never imports the database driver, so that each worker imports it after gevent has patched the
+standard library (psycopg picks its wait function when imported, in `psycopg.waiting`: a cooperative
+one only when gevent has patched `select`). Each
+gunicorn worker opens its own database connections on first use. The sync worker runs as a
+separate process (not a thread of the master, which forks) and is stopped with the server.
+
+Worker class: gevent, so that a slow client costs a greenlet and not a whole thread or worker.
+Under gthread (one thread per connection until its request is read) ~40 clients trickling headers
+or bodies froze `--workers 1`. Gunicorn's own advice: non-async workers need a proxy that buffers
+slow clients, and "if you need to serve unbuffered internet traffic directly, pick an async worker"
+(https://gunicorn.org/deploy, https://gunicorn.org/faq); Caddy streams request bodies through by
+default, so it is no such proxy.
 """
 
 from __future__ import annotations
 
+import errno
+import multiprocessing
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 
 from gunicorn.app.base import BaseApplication
 
-from connector.web.app import webhook_threads
 from connector.config import Settings
+from connector.errors import StorageUnavailableError, UserError
+
+# Connections one worker holds at once (gunicorn's `worker_connections`, its default): slow clients
+# included, each a greenlet; past it, connections wait in the listen backlog.
+WORKER_CONNECTIONS = 1000
+KEEPALIVE_S = 5  # an idle kept-alive connection is closed after this long
 
 
 class _Gunicorn(BaseApplication):
@@ -35,11 +53,51 @@ class _Gunicorn(BaseApplication):
         return create_app(self.settings)
 
 
-def serve(settings: Settings, config_path: str | None, host: str, port: int, workers: int | None,
-          with_worker: bool) -> None:
+def _migrate(url: str, answer) -> None:
+    """In a child process: bring the schema up to date; send back None, or the error's one line."""
+    from connector.errors import StagesyncError
     from connector.storage.store import Store
 
-    Store.open(settings.database_url).close()  # migrate once, before forking
+    try:
+        Store.open(url).close()
+        answer.send(None)
+    except StagesyncError as exc:
+        answer.send(str(exc))
+
+
+def migrate_apart(url: str) -> None:
+    """Migrate in a spawned child (see the module's docstring); its failure is raised here, one line."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    child = context.Process(target=_migrate, args=(url, send), name="stagesync-migrate")
+    child.start()
+    send.close()
+    try:
+        problem = receive.recv()
+    except EOFError:
+        problem = f"the schema migration stopped (exit code {child.join() or child.exitcode})"
+    child.join()
+    if problem:
+        raise StorageUnavailableError(problem)
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether another process listens on host:port (bound as gunicorn binds, SO_REUSEADDR)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.errno == errno.EADDRINUSE
+    return False
+
+
+def serve(settings: Settings, config_path: str | None, host: str, port: int, workers: int | None,
+          with_worker: bool) -> None:
+    if port_in_use(host, port):  # rather than gunicorn's five retries and a dozen lines
+        raise UserError(f"port {port} is in use: choose --port")
+    migrate_apart(settings.database_url)  # once, before forking
     worker: subprocess.Popen | None = None
     metrics_dir = None
     if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -68,8 +126,9 @@ def serve(settings: Settings, config_path: str | None, host: str, port: int, wor
     options = {
         "bind": f"{host}:{port}",
         "workers": workers or os.cpu_count() or 1,
-        "worker_class": "gthread",
-        "threads": webhook_threads(settings.database_url),
+        "worker_class": "gevent",
+        "worker_connections": WORKER_CONNECTIONS,
+        "keepalive": KEEPALIVE_S,
         "timeout": 30,
         "graceful_timeout": 10,
         "accesslog": None,

@@ -79,6 +79,26 @@ def test_an_unknown_shop_lists_the_configured_ones_and_exits_1(tmp_path, capsys)
     assert capsys.readouterr().err == "stagesync: unknown shop 'nope' (configured: acme)\n"
 
 
+def test_explain_shows_the_address_the_user_typed_when_no_customer_has_it(tmp_path, capsys):
+    path = tmp_path / "stagesync.toml"
+    path.write_text(VALID.format(db=tmp_path / "db.sqlite"), encoding="utf-8")
+    assert main(["--config", str(path), "explain", "--shop", "acme", "Ann.Typo@Example.com"]) == 1
+    assert capsys.readouterr().err == "stagesync: no customer 'Ann.Typo@Example.com' in shop acme\n"
+
+
+def test_serve_on_a_busy_port_says_so_in_one_line(tmp_path, capsys):
+    import socket
+
+    path = tmp_path / "stagesync.toml"
+    path.write_text(VALID.format(db=tmp_path / "db.sqlite"), encoding="utf-8")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        assert main(["--config", str(path), "serve", "--port", str(port), "--no-worker"]) == 1
+    assert capsys.readouterr().err == f"stagesync: port {port} is in use: choose --port\n"
+
+
 def test_an_interrupt_is_one_line_and_exit_130(tmp_path, monkeypatch, capsys):
     path = tmp_path / "stagesync.toml"
     path.write_text(VALID.format(db=tmp_path / "db.sqlite"), encoding="utf-8")
