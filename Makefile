@@ -1,6 +1,6 @@
 # make run   create .venv, install, serve the demo shop with its dashboard at http://127.0.0.1:8080
 # make test  the whole suite (starts and stops its own throwaway PostgreSQL)
-# make test-fast  the suite less the tests marked slow (the inner loop; make test runs them all)
+# make test-fast  the suite less the tests marked slow, on every core (the inner loop; make test runs them all, one at a time)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -21,7 +21,7 @@ test: $(INSTALLED)
 	$(BIN)/pytest
 
 test-fast: $(INSTALLED)
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest -m "not slow" -n auto
 
 package: $(INSTALLED)
 	deploy/package.sh

@@ -20,6 +20,9 @@ ENGINES = ("sqlite", "postgresql")
 # `make test-fast` runs it on SQLite only, `make test` on both engines.
 SLOW_ON_POSTGRESQL = (pytest.param("sqlite"), pytest.param("postgresql", marks=pytest.mark.slow))
 _database_numbers = itertools.count(1)
+# One template per pytest process: `make test-fast` runs several (pytest-xdist), which may share one
+# server (STAGESYNC_TEST_PG_URL).
+TEMPLATE_DATABASE = f"stagesync_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 
 
 @pytest.fixture(autouse=True)
@@ -56,9 +59,9 @@ def postgres_template(postgres_url):
     """A database migrated once; each test gets a fresh copy of it (CREATE DATABASE ... TEMPLATE)."""
     admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql("DROP DATABASE IF EXISTS stagesync_template")
-        conn.exec_driver_sql("CREATE DATABASE stagesync_template")
-    url = make_url(postgres_url).set(database="stagesync_template")
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {TEMPLATE_DATABASE}")
+        conn.exec_driver_sql(f"CREATE DATABASE {TEMPLATE_DATABASE}")
+    url = make_url(postgres_url).set(database=TEMPLATE_DATABASE)
     Store.open(url.render_as_string(hide_password=False)).close()
     yield admin
     admin.dispose()
@@ -77,7 +80,7 @@ def fresh_database_url(kind: str, tmp_path, request) -> str:
     admin = request.getfixturevalue("postgres_template")
     name = f"test_{os.getpid()}_{next(_database_numbers)}"
     with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE stagesync_template")
+        conn.exec_driver_sql(f"CREATE DATABASE {name} TEMPLATE {TEMPLATE_DATABASE}")
     request.addfinalizer(lambda: _drop_database(admin, name))
     url = make_url(request.getfixturevalue("postgres_url")).set(database=name)
     return url.render_as_string(hide_password=False)

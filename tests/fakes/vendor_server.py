@@ -96,7 +96,9 @@ class FakeVendor:
 
     def start(self) -> str:
         self._server = make_server("127.0.0.1", 0, self, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # A short poll interval: `stop` waits for it (werkzeug's default, 0.5 s, cost each test a second).
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
         self._thread.start()
         return self.url
 
