@@ -13,11 +13,15 @@ from connector.services.demo import DEFAULT_ORDERS as DEMO_ORDERS
 @click.option("--port", type=int, default=8080, show_default=True)
 @click.option("--workers", type=int, help="web worker processes (default: one per core)")
 @click.option("--no-worker", is_flag=True, help="do not run the sync worker in-process")
+@click.option("--request-timeout", type=click.FloatRange(min=0.1), default=30, show_default=True, metavar="SECONDS",
+              help="a request's body and answer must be done within this long, else the connection is closed")
 @pass_invocation
-def serve_command(invocation: Invocation, host: str, port: int, workers: int | None, no_worker: bool) -> int:
+def serve_command(invocation: Invocation, host: str, port: int, workers: int | None, no_worker: bool,
+                  request_timeout: float) -> int:
     from connector.web.server import serve
 
-    serve(invocation.settings(), invocation.config, host, port, workers, with_worker=not no_worker)
+    serve(invocation.settings(), invocation.config, host, port, workers, with_worker=not no_worker,
+          request_timeout=request_timeout)
     return 0
 
 

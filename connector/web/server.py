@@ -34,7 +34,8 @@ from connector.errors import StorageUnavailableError, UserError
 # Connections one worker holds at once (gunicorn's `worker_connections`, its default): slow clients
 # included, each a greenlet; past it, connections wait in the listen backlog.
 WORKER_CONNECTIONS = 1000
-KEEPALIVE_S = 5  # an idle kept-alive connection is closed after this long
+KEEPALIVE_S = 5  # a request's head (and an idle kept-alive connection) must come within this long
+REQUEST_TIMEOUT_S = 30  # a request's body and answer must be done within this long (gevent_worker.py)
 
 
 class _Gunicorn(BaseApplication):
@@ -94,7 +95,9 @@ def port_in_use(host: str, port: int) -> bool:
 
 
 def serve(settings: Settings, config_path: str | None, host: str, port: int, workers: int | None,
-          with_worker: bool) -> None:
+          with_worker: bool, request_timeout: float = REQUEST_TIMEOUT_S) -> None:
+    from connector.web.gevent_worker import with_request_timeout
+
     if port_in_use(host, port):  # rather than gunicorn's five retries and a dozen lines
         raise UserError(f"port {port} is in use: choose --port")
     migrate_apart(settings.database_url)  # once, before forking
@@ -126,7 +129,7 @@ def serve(settings: Settings, config_path: str | None, host: str, port: int, wor
     options = {
         "bind": f"{host}:{port}",
         "workers": workers or os.cpu_count() or 1,
-        "worker_class": "gevent",
+        "worker_class": with_request_timeout(request_timeout),
         "worker_connections": WORKER_CONNECTIONS,
         "keepalive": KEEPALIVE_S,
         "timeout": 30,

@@ -79,3 +79,41 @@ def test_slow_clients_do_not_freeze_a_single_worker(tmp_path, database_url):
     assert answer.status_code == 200 and answer.json() == {"status": "accepted"}
     assert health.status_code == 200
     assert elapsed < PROMPTLY_S
+
+
+def _closed_by_the_server(conn: socket.socket, within_s: float) -> bool:
+    """Trickle a byte every half second until the server closes the connection (or `within_s` passes)."""
+    conn.settimeout(0.5)
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            conn.sendall(b"x")
+            if conn.recv(1024) == b"":
+                return True
+        except socket.timeout:
+            continue
+        except OSError:  # reset or broken pipe: closed
+            return True
+    return False
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the HTTP server's behaviour, not the engine's
+def test_a_request_never_finished_is_dropped_at_its_deadline(tmp_path, database_url):
+    """A trickled head is dropped after the keep-alive time (5 s), a trickled body at --request-timeout."""
+    config = tmp_path / "stagesync.toml"
+    config.write_text(shops_toml(database_url))
+    with Server(config, tmp_path / "server.log", "--no-worker", "--workers", "1", "--request-timeout", "2") as server:
+        head = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        head.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        body = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        body.sendall(b"POST /webhooks/shopify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100000\r\n\r\n{")
+        try:
+            body_dropped = _closed_by_the_server(body, within_s=15)
+            head_dropped = _closed_by_the_server(head, within_s=15)
+        finally:
+            head.close()
+            body.close()
+        still_serving = requests.get(f"{server.url}/healthz", timeout=10).status_code
+    assert body_dropped and head_dropped
+    assert still_serving == 200
