@@ -89,13 +89,23 @@ class Runtime:
 
     @property
     def app(self) -> Flask:
+        """The HTTP function's Flask app. It opens a store of its own on first use, as each worker of
+        `stagesync serve` does, with the web's statement, lock and pool timeouts (a hung database is a
+        503 within about a second: docs/configuration.md, 'Database timeouts'); `self.store`, with no
+        statement timeout, serves the scheduled jobs, whose bulk statements may run long."""
         if self._app is None:
             from connector.web.app import create_app
 
-            self._app = create_app(self.settings, store=self.store, clock=self.clock)
+            self._app = create_app(self.settings, clock=self.clock)
         return self._app
 
     def close(self) -> None:
+        if self._app is not None:
+            from connector.web.context import EXTENSION
+
+            web_store = self._app.extensions[EXTENSION]["store"]
+            if web_store is not None:
+                web_store.close()
         self.store.close()
 
 

@@ -413,3 +413,26 @@ def test_poll_and_backfill_run_the_platform_readers(runtime):
         handlers.backfill_handler({}, Context())
     with pytest.raises(UserError, match="no `api` table"):
         handlers.backfill_handler({"shop": "walk-in"}, Context())
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a lock that holds statements: PostgreSQL's
+def test_the_http_function_answers_503_promptly_while_the_orders_table_is_locked(runtime, event_format):
+    """The HTTP function has the web's statement and lock timeouts, like `stagesync serve`: a locked
+    table is a 503 within seconds (the platform retries), not a request held until Lambda's timeout."""
+    import time
+
+    from sqlalchemy import create_engine
+
+    body, headers = order_delivery()
+    locker = create_engine(runtime.settings.database_url)
+    with locker.connect() as conn:
+        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("LOCK TABLE orders IN ACCESS EXCLUSIVE MODE")  # as a VACUUM FULL would
+        started = time.monotonic()
+        answer = handlers.http_handler(event_format("POST", "/webhooks/acme", headers, body, False), Context())
+        elapsed = time.monotonic() - started
+        conn.exec_driver_sql("ROLLBACK")
+    locker.dispose()
+    assert answer["statusCode"] == 503 and elapsed < 5.0
+    again = handlers.http_handler(event_format("POST", "/webhooks/acme", headers, body, False), Context())
+    assert again["statusCode"] == 200
