@@ -94,6 +94,9 @@ def status_lines(report) -> list[str]:
         accepted = "" if report.delivery is None else \
             f"last accepted {seen.strftime('%Y-%m-%d %H:%M UTC') if seen else '-'}"
         lines.append(f"  {topic.topic:<28}{topic.state:<14}{accepted}".rstrip())
+    if not report.topics:  # subscriptions not read: still, what arrived, topic by topic
+        for topic, seen in sorted(last.items()):
+            lines.append(f"  {topic:<28}{'not checked':<14}last accepted {seen.strftime('%Y-%m-%d %H:%M UTC')}")
     if report.note:
         lines.append(f"  {report.note}")
     if report.delivery is not None:

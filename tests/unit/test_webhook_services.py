@@ -192,3 +192,21 @@ def test_the_configuration_checks_public_url_and_auto_repair(line, problem):
 
 def test_public_url_is_kept_without_its_trailing_slash():
     assert shop().public_url == "https://hooks.example.com" and shop().auto_repair is False
+
+
+def test_status_lists_what_arrived_per_topic_when_subscriptions_are_not_checked():
+    from connector.cli.webhooks import status_lines
+    from connector.services.intake_health import IntakeHealth
+    from connector.services.webhook_status import ShopWebhooks
+
+    now = datetime(2026, 12, 5, 8, 0, tzinfo=timezone.utc)
+    delivery = IntakeHealth("demo", now, last_accepted={"orders/create": datetime(2026, 12, 5, 7, 58, tzinfo=timezone.utc),
+                                                        "refunds/create": datetime(2026, 12, 4, 21, 3, tzinfo=timezone.utc)})
+    report = ShopWebhooks("demo", "shopify", None, note="subscriptions not checked", delivery=delivery)
+    assert status_lines(report) == [
+        "demo (shopify) -> public_url not set",
+        "  orders/create               not checked   last accepted 2026-12-05 07:58 UTC",
+        "  refunds/create              not checked   last accepted 2026-12-04 21:03 UTC",
+        "  subscriptions not checked",
+        "  refused in the last 24 h: none; missed orders: 0",
+    ]
