@@ -3,17 +3,21 @@ webhook's HMAC on the raw body and answers 200, with no parsing and no storage.
 
 With $BENCH_DATABASE_URL (PostgreSQL) it is the `durable` reference instead: after the HMAC it
 parses the JSON and commits the raw body in a table (`webhook_inbox`, one INSERT and one COMMIT
-per request, a psycopg connection per thread) before answering: the least a receiver that
+per request, a psycopg connection per thread, i.e. per greenlet under gevent) before answering: the least a receiver that
 answers 200 only for a stored webhook can do on this stack. With $BENCH_GROUP_COMMIT=1 as well it
 is the `grouped` reference: the same, with the bodies that arrive while a commit runs committed
 together in the next one, by stagesync's own connector.storage.group_commit (pipelined INSERTs, one
 COMMIT per group).
 
-Served exactly like `stagesync serve` on PostgreSQL (gunicorn, gthread, one worker per core,
-32 threads each), so the difference between the two is what stagesync itself costs per webhook. The secret comes
-from $BENCH_WEBHOOK_SECRET, read when the app is built (nothing happens at import time):
+Served exactly like `stagesync serve` (gunicorn's gevent worker with its request deadline, one
+worker per core, 1,000 connections each, keep-alive 5 s: bench/ingest.py takes them from
+connector/web/server.py), so the difference between the two is what stagesync itself costs per
+webhook. gevent patches the standard library before the app is built, so `threading.local` and
+`queue` below are per greenlet and cooperative, and psycopg (imported only then) waits cooperatively.
+The secret comes from $BENCH_WEBHOOK_SECRET, read when the app is built (nothing happens at import time):
 
-    BENCH_WEBHOOK_SECRET=... gunicorn -k gthread -w 2 --threads 32 --chdir bench 'bare_flask_app:create_app()'
+    BENCH_WEBHOOK_SECRET=... PYTHONPATH=. gunicorn -k connector.web.gevent_worker.DeadlineGeventWorker \
+        -w 2 --worker-connections 1000 --keep-alive 5 --chdir bench 'bare_flask_app:create_app()'
 """
 
 from __future__ import annotations

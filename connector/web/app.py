@@ -32,13 +32,6 @@ MAX_BODY_BYTES = 1024 * 1024  # 413 beyond 1 MiB (docs/architecture.md, 'The pat
 # A client's X-Request-Id is logged only when it is this plain; otherwise one is made (docs/http.md).
 REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 LOGGED_REASON_LIMIT = 300  # characters of a refusal's reason in a webhook's answer line (other fields: QUOTE_LIMIT)
-# Threads per gunicorn gthread worker, by database: what `stagesync serve` used before its gevent
-# workers (connector/web/server.py), kept for bench/ingest.py and bench/RESULTS.md. A webhook mostly
-# waits for its transaction (connector.storage.group_commit): while some wait, the others verify and parse theirs, and
-# the more wait together, the more they share (bench/RESULTS.md: 32 threads gave PostgreSQL 15-20%
-# more webhooks a second than 16). SQLite has one writer: with 32 threads, under a flood, more
-# webhooks wait longer than the 0.8 s they may for the write lock (a 503 the platform retries).
-WEBHOOK_THREADS = {"postgresql": 32, "sqlite": 16}
 
 log = logging.getLogger("stagesync.http")
 webhooks = Blueprint("webhooks", __name__)

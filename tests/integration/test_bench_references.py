@@ -3,6 +3,7 @@ compares stagesync with them, so they must do the work they stand for."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -53,3 +54,35 @@ def test_a_reference_stores_every_webhook_it_accepts(inbox_url, grouped, monkeyp
     with psycopg.connect(inbox_url) as conn:
         stored = dict(conn.execute("SELECT delivery_id, body FROM webhook_inbox").fetchall())
     assert stored == {delivery_id: body.decode() for delivery_id, body in bodies.items()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["durable", "grouped"])
+def test_a_reference_under_serves_gevent_worker_stores_every_webhook(inbox_url, target, tmp_path, monkeypatch):
+    """bench/ingest.py serves the references as `stagesync serve` is served (gevent: a connection per
+    greenlet, not per thread), and they still store every concurrent webhook they accept."""
+    import ingest  # bench/ingest.py, on the path above
+
+    monkeypatch.setattr(ingest, "SECRET", SECRET)
+    server = ingest.start_bare(tmp_path, target, inbox_url)
+    try:
+        bodies = {f"g{i}": json.dumps({"id": i}).encode() for i in range(100)}
+
+        def send(delivery_id):
+            body = bodies[delivery_id]
+            conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+            try:
+                conn.request("POST", "/webhooks/acme", body=body, headers=signed(delivery_id, body))
+                return conn.getresponse().status
+            finally:
+                conn.close()
+
+        with ThreadPoolExecutor(16) as pool:
+            statuses = list(pool.map(send, bodies))
+    finally:
+        server.stop()
+    assert statuses == [200] * len(bodies)
+    assert f"Using worker: {ingest.GEVENT_WORKER}" in (tmp_path / f"{target}.log").read_text()
+    with psycopg.connect(inbox_url) as conn:
+        stored = {row[0] for row in conn.execute("SELECT delivery_id FROM webhook_inbox")}
+    assert stored == set(bodies)
