@@ -6,7 +6,6 @@ core are mapped to HTTP answers here only.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import re
 import secrets
@@ -24,7 +23,7 @@ from connector.errors import (
     quoted,
 )
 from connector.storage.store import Store
-from connector.web import dashboard, metrics
+from connector.web import access, dashboard, metrics
 from connector.web.context import EXTENSION, app_state, get_store
 from connector.web.metrics import metrics_of
 
@@ -149,16 +148,9 @@ def healthz():
 
 # --- admin API (bearer token) ------------------------------------------------------------------
 
-def _authorised() -> bool:
-    token = app_state()["settings"].admin_token
-    given = request.headers.get("Authorization", "")
-    return bool(token) and given.startswith("Bearer ") and hmac.compare_digest(
-        given[len("Bearer "):].encode(), token.encode())
-
-
 @admin.before_request
 def _require_admin_token():
-    if not _authorised():
+    if not access.bearer():
         return jsonify(error="admin token required (Authorization: Bearer <admin_token>)"), 401, {
             "WWW-Authenticate": 'Bearer realm="stagesync"'}
     return None
