@@ -45,6 +45,18 @@ def find_customer(store: Store, shop: ShopSettings, key: str | None, now: dateti
     return view
 
 
+def ref_of_key(store: Store, shop: ShopSettings, key: str | None, now: datetime) -> str | None:
+    """The ref of the customer `key` (made on first need), without building its view; None when the
+    shop has no such customer (then no ref is made)."""
+    if key is None:
+        return None
+    with store.transaction() as conn:
+        figures, state = store.customer_figures_and_state(conn, shop.id, key, now)
+        if figures is None and state is None:
+            return None
+        return refs_of(store, conn, shop.id, [key])[key]
+
+
 def customer_by_ref(store: Store, shop: ShopSettings, ref: str, now: datetime, replay: bool = False) -> dict | None:
     """The view of the customer a ref stands for; None for an unknown ref."""
     with store.read() as conn:

@@ -26,7 +26,7 @@ from connector.config import Settings, ShopSettings
 from connector.domain.orders import ZERO
 from connector.domain.stages import MODELS, RFM_STAGES
 from connector.errors import UnknownShopError, mask
-from connector.services.customer_view import customer_by_ref, find_customer, identity_key
+from connector.services.customer_view import customer_by_ref, identity_key, ref_of_key
 from connector.services.evaluation import Snapshot, snapshot
 from connector.services.intake_health import REASONS, intake_health
 from connector.services.reports import iso, stage_counts, unconverted_note
@@ -328,11 +328,11 @@ def customer_find(shop_id: str):
     query = request.form.get("q", "").strip()
     if not query:
         return customer_search(shop_id)
-    view = find_customer(get_store(), shop, identity_key(shop, query), current_app.extensions["stagesync"]["clock"]())
-    if view is None:
+    ref = ref_of_key(get_store(), shop, identity_key(shop, query), current_app.extensions["stagesync"]["clock"]())
+    if ref is None:
         return render_template("dashboard/customer.html", shop=shop, query=query, view=None), 404
     pinned = {"at": request.form["at"]} if request.form.get("at") else {}
-    return redirect(url_for("dashboard.customer", shop_id=shop.id, ref=view["ref"], **pinned), 303)
+    return redirect(url_for("dashboard.customer", shop_id=shop.id, ref=ref, **pinned), 303)
 
 
 @blueprint.get("/dashboard/<shop_id>/customer/<ref>")
