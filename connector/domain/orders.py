@@ -91,6 +91,12 @@ def customer_key(email: str | None, phone: str | None) -> str | None:
     return email or phone or None
 
 
+def contact_key(email: str | None, phone: str | None, country: str | None) -> str | None:
+    """The customer key of an email (else a phone number) as written, each read only as what it says
+    it is; phones without a country code are read in `country`."""
+    return customer_key(normalise_email(email), normalise_phone(phone, country))
+
+
 def to_utc(moment: datetime) -> datetime:
     """An aware UTC datetime; a naive one is taken as UTC (docs/cli.md, 'import'). ValueError outside
     the years 1900 to 2199 (an instant at datetime's own bounds cannot even be moved to UTC)."""

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from connector.config import ShopSettings
 from connector.services.evaluation import NO_FIGURES, current_shop_figures
-from connector.domain.orders import customer_key, normalise_email, normalise_phone
+from connector.domain.orders import contact_key
 from connector.services.reports import iso, unconverted_note
 from connector.domain.stages import evaluate, fields, money
 from connector.storage.intake import data_requests_of
@@ -26,18 +26,13 @@ def identity_key(shop: ShopSettings, identity: str | None) -> str | None:
     """The customer key an email or a phone number (as a person types it) stands for in the shop."""
     if not identity:
         return None
-    return customer_key(normalise_email(identity), normalise_phone(identity, shop.country))
-
-
-def contact_key(shop: ShopSettings, email: str | None, phone: str | None) -> str | None:
-    """The customer key of an email (else a phone number), each read only as what it says it is."""
-    return customer_key(normalise_email(email), normalise_phone(phone, shop.country))
+    return contact_key(identity, identity, shop.country)
 
 
 def find_customer(store: Store, shop: ShopSettings, key: str | None, now: datetime,
                   replay: bool = False) -> dict | None:
-    """The view of the customer `key` (`identity_key`, `contact_key`), with its `ref` (made on
-    first need); None when the shop has no such customer (then no ref is made)."""
+    """The view of the customer `key` (`identity_key`, `connector.domain.orders.contact_key`), with
+    its `ref` (made on first need); None when the shop has no such customer (then no ref is made)."""
     view = None if key is None else view_of_key(store, shop, key, now, replay)
     if view is not None:
         with store.transaction() as conn:

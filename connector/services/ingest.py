@@ -23,7 +23,7 @@ from connector.config import ShopSettings
 from connector.services.evaluation import evaluate_customers
 from connector.services.intake_health import note_accepted
 from connector.domain.inbound import Inbound
-from connector.domain.orders import Order, customer_key, in_shop_currency, normalise_email, normalise_phone
+from connector.domain.orders import Order, contact_key, customer_key, in_shop_currency, normalise_email, normalise_phone
 from connector.storage.store import Store
 
 log = logging.getLogger("stagesync.ingest")
@@ -183,7 +183,7 @@ def apply(store: Store, conn: Connection, shop: ShopSettings, todo, now: datetim
                                            action.created_at)
             touched.update([key] if new and key else [])
         elif isinstance(action, actions.SeeCustomer):
-            key = _key(action.email, action.phone, shop)
+            key = contact_key(action.email, action.phone, shop.country)
             if key and not store.known_customer(conn, shop.id, key):
                 touched.add(key)
         elif isinstance(action, actions.RedactCustomer):
@@ -203,7 +203,3 @@ def apply(store: Store, conn: Connection, shop: ShopSettings, todo, now: datetim
         else:  # pragma: no cover - a new action type must be handled here
             raise TypeError(f"unhandled action {type(action).__name__}")
     return touched
-
-
-def _key(email: str | None, phone: str | None, shop: ShopSettings) -> str | None:
-    return customer_key(normalise_email(email), normalise_phone(phone, shop.country))

@@ -190,7 +190,8 @@ def shop_customer(shop_id: str, ref: str):
 @admin.post("/shops/<shop_id>/customers/find")
 def find_shop_customer(shop_id: str):
     """`{"email": ...}` or `{"phone": ...}` in the body -> the customer, with its `ref`."""
-    from connector.services.customer_view import contact_key, find_customer
+    from connector.domain.orders import contact_key
+    from connector.services.customer_view import find_customer
 
     shop = _admin_shop(shop_id)
     asked = request.get_json(silent=True)
@@ -199,7 +200,7 @@ def find_shop_customer(shop_id: str):
         return jsonify(error='send a JSON object {"email": "..."} or {"phone": "..."}'), 400
     email = asked.get("email") if isinstance(asked.get("email"), str) else None
     phone = asked.get("phone") if isinstance(asked.get("phone"), str) else None
-    view = find_customer(get_store(), shop, contact_key(shop, email, phone), app_state()["clock"]())
+    view = find_customer(get_store(), shop, contact_key(email, phone, shop.country), app_state()["clock"]())
     if view is None:
         return jsonify(error=f"no customer {mask(email or phone or '')!r} in shop {shop.id}"), 404
     return jsonify(view)
