@@ -59,14 +59,17 @@ def uninstall_command(invocation: Invocation, shop: str) -> int:
 @click.option("--json", "as_json", is_flag=True, help="one JSON object instead of text")
 @pass_invocation
 def status_command(invocation: Invocation, shop: str | None, as_json: bool) -> int:
-    from connector.services.webhook_status import shop_status, unknown_shop_health
+    from connector.services.intake_health import UNKNOWN_SHOP, shops_health
+    from connector.services.webhook_status import shop_status
 
     settings = invocation.settings()
     shops = [settings.shop(shop)] if shop else list(settings.shops.values())
     now = datetime.now(timezone.utc)
     store = open_store(settings)
-    reports = [shop_status(store, one, now) for one in shops]
-    unknown = None if shop else unknown_shop_health(store, now)  # deliveries to no configured shop
+    # Without --shop, also the deliveries refused because they named no configured shop (reported apart).
+    healths = shops_health(store, [one.id for one in shops] + ([] if shop else [UNKNOWN_SHOP]), now)
+    reports = [shop_status(store, one, now, health=lambda _store, shop_id, _now: healths[shop_id]) for one in shops]
+    unknown = healths.get(UNKNOWN_SHOP)
     problems = [line for report in reports for line in report.problems()] + (unknown.problems() if unknown else [])
     if as_json:
         click.echo(json.dumps({"at": now.isoformat().replace("+00:00", "Z"), "ok": not problems,

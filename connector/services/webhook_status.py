@@ -24,7 +24,7 @@ from connector.config import ShopSettings
 from connector.domain.ports import Subscription, SubscriptionApi
 from connector.domain.subscriptions import delivery_url
 from connector.errors import StagesyncError, StorageUnavailableError
-from connector.services.intake_health import UNKNOWN_SHOP, IntakeHealth, intake_health
+from connector.services.intake_health import IntakeHealth, intake_health
 from connector.services.webhook_install import NOTHING_TO_INSTALL, install, marked, same_url, subscription_api
 
 log = logging.getLogger("stagesync.webhooks")
@@ -103,12 +103,6 @@ def subscription_states(shop: ShopSettings, topics: tuple[str, ...], subscriptio
 def delivery_health(store, shop_id: str, now: datetime) -> IntakeHealth:
     """The deliveries' side of one shop (connector.services.intake_health)."""
     return intake_health(store, shop_id, now)
-
-
-def unknown_shop_health(store, now: datetime) -> IntakeHealth:
-    """Deliveries refused because they named no configured shop: they belong to no shop's report,
-    so `webhooks status` for every shop reports them apart."""
-    return intake_health(store, UNKNOWN_SHOP, now)
 
 
 def shop_status(store, shop: ShopSettings, now: datetime, *, api: SubscriptionApi | None = None,
