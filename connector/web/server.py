@@ -75,8 +75,9 @@ def migrate_apart(url: str) -> None:
     send.close()
     try:
         problem = receive.recv()
-    except EOFError:
-        problem = f"the schema migration stopped (exit code {child.join() or child.exitcode})"
+    except EOFError:  # the child ended without answering
+        child.join()
+        problem = f"the schema migration stopped (exit code {child.exitcode})"
     child.join()
     if problem:
         raise StorageUnavailableError(problem)
