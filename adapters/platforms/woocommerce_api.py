@@ -22,6 +22,8 @@ from datetime import datetime
 from typing import Any, Iterator, Mapping
 from urllib.parse import urlsplit
 
+import requests
+
 from adapters.platforms import woocommerce as webhooks
 from adapters.platforms.api import ApiClient, Page, iso_z, json_body, map_records, through_webhook_adapter
 from connector.errors import PlatformApiError
@@ -69,17 +71,28 @@ class WooCommerceOrders(ApiClient):
         yield from self._pages(params, 1)
 
     def _pages(self, params: dict[str, Any], page: int) -> Iterator[Page]:
+        for response, items, at in self.walk(self.url, params, page, what="orders"):
+            orders, skipped = map_records(self, items, self.order)
+            yield Page(orders, json.dumps({"page": at + 1}), len(items), skipped,
+                       _int(response.headers.get("X-WP-Total")))
+
+    def call(self, method: str, url: str, **kw) -> requests.Response:
+        """One request with the REST API key (HTTP Basic over HTTPS)."""
+        return self.http.request(method, url, auth=(str(self.api["consumer_key"]), str(self.api["consumer_secret"])),
+                                 headers={"Accept": "application/json"}, **kw)
+
+    def walk(self, url: str, params: dict[str, Any], page: int = 1, *,
+             what: str) -> Iterator[tuple[requests.Response, list, int]]:
+        """Every page of a listing from `page` on, as (answer, items, page number): until the last
+        page by `X-WP-TotalPages`, else by a `Link: rel=next`, else until a page shorter than
+        `per_page` (WooCommerce REST API, 'Pagination')."""
         while True:
-            response = self.http.request("GET", self.url, params={**params, "page": page},
-                                         auth=(str(self.api["consumer_key"]), str(self.api["consumer_secret"])),
-                                         headers={"Accept": "application/json"})
+            response = self.call("GET", url, params={**params, "page": page})
             items = json_body(response, self.where)
             if not isinstance(items, list):
-                raise PlatformApiError(f"{self.where}: the orders answer is not a list")
+                raise PlatformApiError(f"{self.where}: the {what} answer is not a list")
+            yield response, items, page
             total_pages = _int(response.headers.get("X-WP-TotalPages"))
-            orders, skipped = map_records(self, items, self.order)
-            yield Page(orders, json.dumps({"page": page + 1}), len(items), skipped,
-                       _int(response.headers.get("X-WP-Total")))
             more = "next" in response.links if response.headers.get("Link") else None
             if total_pages is not None:
                 more = page < total_pages

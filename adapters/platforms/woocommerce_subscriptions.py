@@ -24,7 +24,7 @@ from typing import Any
 
 from adapters.platforms import woocommerce as webhooks
 from adapters.platforms.api import json_body
-from adapters.platforms.woocommerce_api import PER_PAGE, WooCommerceOrders, _int
+from adapters.platforms.woocommerce_api import PER_PAGE, WooCommerceOrders
 from connector.domain.ports import Subscription
 from connector.errors import PlatformApiError
 
@@ -47,23 +47,12 @@ class WooCommerceSubscriptions:
         self.url = self.client.base_url + WEBHOOKS_PATH
 
     def _call(self, method: str, url: str, **kw) -> Any:
-        response = self.client.http.request(method, url, auth=(str(self.client.api["consumer_key"]),
-                                                                str(self.client.api["consumer_secret"])),
-                                            headers={"Accept": "application/json"}, **kw)
+        response = self.client.call(method, url, **kw)
         return response, json_body(response, self.client.where)
 
     def list(self) -> list[Subscription]:
-        found: list[Subscription] = []
-        page = 1
-        while True:
-            response, items = self._call("GET", self.url, params={"per_page": PER_PAGE, "page": page, "status": "all"})
-            if not isinstance(items, list):
-                raise PlatformApiError(f"{self.client.where}: the webhooks answer is not a list")
-            found += [self._subscription(item) for item in items]
-            pages = _int(response.headers.get("X-WP-TotalPages"))
-            if not items or (pages is not None and page >= pages) or (pages is None and len(items) < PER_PAGE):
-                return found
-            page += 1
+        pages = self.client.walk(self.url, {"per_page": PER_PAGE, "status": "all"}, what="webhooks")
+        return [self._subscription(item) for _, items, _ in pages for item in items]
 
     def create(self, topic: str, url: str) -> Subscription:
         body = {"name": f"stagesync {self.shop.id} {topic}", "topic": topic, "delivery_url": url,
