@@ -164,9 +164,13 @@ class BigCommerceOrders(ApiClient):
         except (KeyError, ValueError):
             return None
 
+    def call(self, method: str, url: str, **kw) -> requests.Response:
+        """One request with the store API account's token (`X-Auth-Token`)."""
+        return self.http.request(method, url, headers={"X-Auth-Token": str(self.api["access_token"]),
+                                                       "Accept": "application/json"}, **kw)
+
     def _get(self, url: str, params: Mapping[str, Any] | None = None, ok=(200, 204)) -> requests.Response:
-        return self.http.request("GET", url, params=dict(params or {}), ok=ok,
-                                 headers={"X-Auth-Token": str(self.api["access_token"]), "Accept": "application/json"})
+        return self.call("GET", url, params=dict(params or {}), ok=ok)
 
     def order(self, order_id: str) -> Order | None:
         """One order; None when BigCommerce does not know it."""

@@ -24,7 +24,7 @@ import hmac
 from typing import Any
 
 from adapters.platforms import bigcommerce as webhooks
-from adapters.platforms.api import json_body
+from adapters.platforms.api import json_body, path_handle
 from connector.domain.ports import Subscription
 from connector.errors import PlatformApiError
 
@@ -43,11 +43,11 @@ class BigCommerceSubscriptions:
         self.client = webhooks.BigCommerceOrders(shop, **kw)
         self.client.http.secrets += (shop.webhook_secret,)  # sent as a hook header: never in a message
         self.client.http.auth_hint = "check api.store_hash and api.access_token (a store API account)"
-        self.url = self.client.base_url + HOOKS_PATH.format(store_hash=str(self.client.api["store_hash"]).strip())
+        self.url = self.client.base_url + HOOKS_PATH.format(
+            store_hash=path_handle(self.client.api["store_hash"], "api.store_hash"))
 
     def _call(self, method: str, url: str, **kw) -> Any:
-        response = self.client.http.request(method, url, headers={
-            "X-Auth-Token": str(self.client.api["access_token"]), "Accept": "application/json"}, **kw)
+        response = self.client.call(method, url, **kw)
         body = json_body(response, self.client.where)
         if not isinstance(body, dict):
             raise PlatformApiError(f"{self.client.where}: the hooks answer is not a JSON object")
