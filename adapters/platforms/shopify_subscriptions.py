@@ -21,7 +21,7 @@ it, so a gone subscription shows as missing. Topics are GraphQL enums (`ORDERS_C
 into the delivery's `X-Shopify-Topic` form (`orders/create`) and back. The privacy (compliance)
 topics cannot be subscribed through the API: they are set in the app's configuration
 (https://shopify.dev/docs/apps/build/compliance/privacy-law-compliance). Authentication, token
-renewal, throttling and retries are those of `ShopifyOrders` (both token kinds).
+renewal, throttling and retries are those of `ShopifyClient` (both token kinds).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from adapters.platforms import shopify as webhooks
-from adapters.platforms.shopify_api import ShopifyOrders
+from adapters.platforms.shopify_client import ShopifyClient
 from connector.domain.ports import Subscription
 from connector.errors import PlatformApiError
 
@@ -95,7 +95,7 @@ class ShopifySubscriptions:
     note = NOTE
 
     def __init__(self, shop, **kw):
-        self.client = ShopifyOrders(shop, **kw)
+        self.client = ShopifyClient(shop, **kw)
 
     def list(self) -> list[Subscription]:
         found: list[Subscription] = []
